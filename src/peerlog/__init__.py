@@ -1,0 +1,75 @@
+"""peerlog: local-first sync through append-only per-device logs.
+
+Everything this package promises is re-exported here; submodules are
+implementation detail.
+"""
+
+from peerlog.oplog import ApplyHook, SqliteOplog
+from peerlog.sync import (
+    DIGEST_SIZE,
+    Advanced,
+    Applied,
+    BackendError,
+    ClockSkewError,
+    ClosedError,
+    CodecError,
+    CursorMismatchError,
+    CursorsEvent,
+    CursorStream,
+    DecodedEntry,
+    DivergenceError,
+    Entry,
+    Expunged,
+    FileLogPuller,
+    FileLogReplica,
+    FileLogSink,
+    HasCursors,
+    Hlc,
+    IdentityError,
+    IndexOutOfRangeError,
+    LogProcessor,
+    LogSource,
+    PeerCursors,
+    PeerId,
+    Replica,
+    Snapshot,
+    SyncError,
+    UnknownPeerError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DIGEST_SIZE",
+    "Advanced",
+    "Applied",
+    "ApplyHook",
+    "BackendError",
+    "ClockSkewError",
+    "ClosedError",
+    "CodecError",
+    "CursorMismatchError",
+    "CursorStream",
+    "CursorsEvent",
+    "DecodedEntry",
+    "DivergenceError",
+    "Entry",
+    "Expunged",
+    "FileLogPuller",
+    "FileLogReplica",
+    "FileLogSink",
+    "HasCursors",
+    "Hlc",
+    "IdentityError",
+    "IndexOutOfRangeError",
+    "LogProcessor",
+    "LogSource",
+    "PeerCursors",
+    "PeerId",
+    "Replica",
+    "SqliteOplog",
+    "Snapshot",
+    "SyncError",
+    "UnknownPeerError",
+    "__version__",
+]

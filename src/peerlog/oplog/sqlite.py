@@ -1,0 +1,508 @@
+"""`SqliteOplog`: the embedded SQL oplog, a `Replica` on the standard library's sqlite3.
+
+Schema (version 1)::
+
+    peerlog_meta(key TEXT PRIMARY KEY, value BLOB)           -- origin, hlc, schema version
+    peerlog_peers(id INTEGER PRIMARY KEY, peer BLOB UNIQUE,  -- 16-byte UUID
+                  next_index INTEGER)                        -- the cursor, O(origins) to read
+    peerlog_entries(peer INTEGER, idx INTEGER, ts INTEGER, body BLOB,
+                    PRIMARY KEY (peer, idx)) WITHOUT ROWID
+
+An entry is stored as ``(ts, payload)``; an expunged marker as ``(NULL, digest)``.
+The clustered ``(peer, idx)`` key makes ``read_since`` one range scan and a
+batch insert an append at the end of the b-tree.
+
+Concurrency: one worker thread owns the connection and runs every statement,
+so any number of asyncio tasks may share one oplog; writes take
+``BEGIN IMMEDIATE`` so two processes on one file serialise instead of failing
+a lock upgrade.  Other processes' commits are noticed through
+``PRAGMA data_version``, polled only while somebody watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, TypeVar
+from uuid import UUID
+
+from peerlog.oplog.hooks import ApplyHook
+from peerlog.sync.batch import gc_paused
+from peerlog.sync.cursors import CursorStream, PeerCursors
+from peerlog.sync.entry import DecodedEntry, Entry, Expunged, check_entry
+from peerlog.sync.errors import (
+    BackendError,
+    ClockSkewError,
+    ClosedError,
+    CodecError,
+    CursorMismatchError,
+    IdentityError,
+    SyncError,
+)
+from peerlog.sync.faces import Applied
+from peerlog.sync.hlc import Hlc
+from peerlog.sync.rules import SlotAction, reconcile
+from peerlog.sync.watch import CursorHub
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DEFAULT_READ_BATCH = 10_000
+"""Entries `read_since` returns per call when no smaller ``limit`` is given."""
+
+_T = TypeVar("_T")
+_new_tuple = tuple.__new__
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS peerlog_meta(
+    key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS peerlog_peers(
+    id INTEGER PRIMARY KEY, peer BLOB NOT NULL UNIQUE, next_index INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS peerlog_entries(
+    peer INTEGER NOT NULL, idx INTEGER NOT NULL, ts INTEGER, body BLOB NOT NULL,
+    PRIMARY KEY (peer, idx)) WITHOUT ROWID;
+"""
+
+
+def decode_rows(rows: list[tuple[int, int | None, bytes]]) -> list[tuple[int, DecodedEntry]]:
+    """Turn ``(idx, ts, body)`` rows into ``(index, entry)`` pairs; ``ts NULL`` is a marker."""
+    new = _new_tuple
+    return [
+        (i, new(Entry, (ts, body)))
+        if ts is not None
+        else (i, new(Expunged, (body,)))
+        for i, ts, body in rows
+    ]
+
+
+def encode_entries(entries: Sequence[DecodedEntry]) -> list[tuple[int | None, bytes]]:
+    """Validate entries and turn them into ``(ts, body)`` column pairs."""
+    out: list[tuple[int | None, bytes]] = []
+    append = out.append
+    for entry in entries:
+        check_entry(entry)
+        if type(entry) is Entry:
+            append((entry.ts, entry.payload))
+        else:
+            append((None, entry.digest))
+    return out
+
+
+class SqliteOplog:
+    """The embedded oplog: a `Replica` for every origin, plus local `append`.
+
+    ``path`` is a file (created if missing) or ``":memory:"``.  ``origin`` is
+    this device's peer id: created and persisted on first open when ``None``;
+    opening an existing database with another origin raises `IdentityError`.
+
+    Failure modes: every sqlite3 failure (a locked, corrupt or foreign file) is
+    a `BackendError` with the cause; use after `close` is `ClosedError`.
+    Keep the file outside any synced folder: only file logs belong there.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        origin: UUID | None = None,
+        *,
+        read_batch: int = DEFAULT_READ_BATCH,
+        poll_interval: float = 0.1,
+        hooks: Sequence[ApplyHook] = (),
+        hlc: Hlc | None = None,
+    ) -> None:
+        self._path = os.fspath(path)
+        self._read_batch = read_batch
+        self._poll_interval = poll_interval
+        self._hooks = tuple(hooks)
+        self._closed = False
+        self._pids: dict[UUID, int] = {}
+        self._poller: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="peerlog-sqlite")
+        try:
+            self._conn = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except sqlite3.Error as exc:
+            self._executor.shutdown(wait=False)
+            raise BackendError(f"cannot open SQLite oplog at {self._path!r}: {exc}") from exc
+        try:
+            self._origin, hlc_last = self._open_schema(origin)
+        except BaseException:
+            self._conn.close()
+            self._executor.shutdown(wait=False)
+            raise
+        self._hlc = hlc if hlc is not None else Hlc(last=hlc_last)
+        self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        self._known = self._read_cursors()
+        self._hub = CursorHub(self.cursors, on_first=self._start_poller,
+                              on_last=self._stop_poller)
+
+    # -- opening --------------------------------------------------------------
+
+    def _open_schema(self, origin: UUID | None) -> tuple[UUID, int]:
+        conn = self._conn
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Statement by statement: executescript() would COMMIT the
+                # transaction that makes opening atomic.
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                meta = dict(conn.execute("SELECT key, value FROM peerlog_meta").fetchall())
+                version = int(meta.get("schema_version", SCHEMA_VERSION))
+                if version > SCHEMA_VERSION:
+                    raise BackendError(
+                        f"{self._path!r} has oplog schema version {version}; this peerlog "
+                        f"reads at most version {SCHEMA_VERSION}: upgrade peerlog"
+                    )
+                stored = meta.get("origin")
+                if stored is None:
+                    chosen = origin if origin is not None else uuid.uuid4()
+                    conn.executemany(
+                        "INSERT INTO peerlog_meta(key, value) VALUES (?, ?)",
+                        [("origin", chosen.bytes), ("schema_version", SCHEMA_VERSION),
+                         ("hlc", 0)],
+                    )
+                else:
+                    chosen = UUID(bytes=bytes(stored))
+                    if origin is not None and origin != chosen:
+                        raise IdentityError(
+                            f"{self._path!r} belongs to origin {chosen}, not {origin}"
+                        )
+                for hook in self._hooks:
+                    hook.setup(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return chosen, int(meta.get("hlc", 0))
+        except sqlite3.Error as exc:
+            raise BackendError(f"cannot open SQLite oplog at {self._path!r}: {exc}") from exc
+
+    # -- properties -----------------------------------------------------------
+
+    @property
+    def origin(self) -> UUID:
+        """This device's peer id."""
+        return self._origin
+
+    @property
+    def path(self) -> str:
+        """The database file (or ``":memory:"``)."""
+        return self._path
+
+    @property
+    def hlc(self) -> Hlc:
+        """The clock that stamps local changes."""
+        return self._hlc
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._closed
+
+    # -- plumbing -------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self._closed:
+            raise ClosedError(f"the SQLite oplog {self._path!r} is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            future = loop.run_in_executor(self._executor, self._guarded, fn, loop, *args)
+        except RuntimeError as exc:
+            raise ClosedError(f"the SQLite oplog {self._path!r} is closed") from exc
+        return await future
+
+    def _guarded(self, fn: Callable[..., _T], loop: asyncio.AbstractEventLoop, *args: Any) -> _T:
+        try:
+            return fn(loop, *args)
+        except sqlite3.Error as exc:
+            raise BackendError(f"SQLite oplog {self._path!r}: {exc}") from exc
+
+    def _announce(self, loop: asyncio.AbstractEventLoop, moved: dict[UUID, int]) -> None:
+        # Runs on the worker thread right after COMMIT, so watchers hear of a
+        # commit even when the awaiting task was cancelled meanwhile.
+        for peer, index in moved.items():
+            if index > self._known.get(peer, 0):
+                self._known[peer] = index
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(self._hub.publish, moved)
+
+    def _pid(self, peer: UUID, *, create: bool) -> int | None:
+        pid = self._pids.get(peer)
+        if pid is not None:
+            return pid
+        row = self._conn.execute(
+            "SELECT id FROM peerlog_peers WHERE peer = ?", (peer.bytes,)
+        ).fetchone()
+        if row is None:
+            if not create:
+                return None
+            pid = int(self._conn.execute(
+                "INSERT INTO peerlog_peers(peer, next_index) VALUES (?, 0) RETURNING id",
+                (peer.bytes,),
+            ).fetchone()[0])
+        else:
+            pid = int(row[0])
+        assert pid is not None
+        self._pids[peer] = pid
+        return pid
+
+    def _next_index(self, pid: int) -> int:
+        row = self._conn.execute(
+            "SELECT next_index FROM peerlog_peers WHERE id = ?", (pid,)
+        ).fetchone()
+        return int(row[0])
+
+    def _read_cursors(self) -> PeerCursors:
+        rows = self._conn.execute(
+            "SELECT peer, next_index FROM peerlog_peers WHERE next_index > 0"
+        ).fetchall()
+        return PeerCursors({UUID(bytes=bytes(p)): int(n) for p, n in rows})
+
+    def _save_clock(self) -> None:
+        self._conn.execute("UPDATE peerlog_meta SET value = ? WHERE key = 'hlc'", (self._hlc.last,))
+
+    # -- the write side -------------------------------------------------------
+
+    async def apply(self, peer: UUID, index: int, entry: DecodedEntry) -> Applied:
+        """Store ``entry`` at ``(peer, index)``; see SPEC.md for the rules."""
+        return Applied(new=await self.apply_many(peer, index, (entry,)) == 1)
+
+    async def apply_many(
+        self, peer: UUID, start_index: int, entries: Sequence[DecodedEntry]
+    ) -> int:
+        """Store a batch of ``peer``'s entries from ``start_index``, all or nothing.
+
+        Returns how many were new (stored, or erased by a matching marker).
+        Raises `CursorMismatchError` when ``start_index`` is past the cursor,
+        `DivergenceError` when a held slot is offered other content, and
+        `CodecError` for a malformed entry; in every case nothing is stored.
+        """
+        if not isinstance(peer, UUID):
+            raise CodecError(f"peer must be a UUID, got {type(peer).__name__}")
+        if type(start_index) is not int or start_index < 0:
+            raise CodecError(f"start index must be a non-negative int, got {start_index!r}")
+        rows = encode_entries(entries)
+        if not rows:
+            return 0
+        return await self._run(self._apply_sync, peer, start_index, rows)
+
+    def _apply_sync(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        peer: UUID,
+        start: int,
+        rows: list[tuple[int | None, bytes]],
+    ) -> int:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            pid = self._pid(peer, create=True)
+            assert pid is not None
+            next_index = self._next_index(pid)
+            if start > next_index:
+                raise CursorMismatchError(next_index, start, peer=peer)
+            new = 0
+            held_end = min(next_index, start + len(rows))
+            if start < held_end:
+                new += self._reconcile_held(pid, peer, start, rows[: held_end - start])
+            tail = rows[held_end - start:]
+            if tail:
+                conn.executemany(
+                    "INSERT INTO peerlog_entries(peer, idx, ts, body) VALUES (?, ?, ?, ?)",
+                    [(pid, i, ts, body) for i, (ts, body) in enumerate(tail, held_end)],
+                )
+                new_next = held_end + len(tail)
+                conn.execute(
+                    "UPDATE peerlog_peers SET next_index = ? WHERE id = ?", (new_next, pid)
+                )
+                for hook in self._hooks:
+                    hook.applied(conn, peer, held_end, tail)
+                newest = max((ts for ts, _ in tail if ts is not None), default=None)
+                if newest is not None:
+                    try:
+                        self._hlc.observe(newest)
+                    except ClockSkewError as exc:
+                        log.warning("not advancing the clock for peer %s: %s", peer, exc)
+                    self._save_clock()
+                new += len(tail)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            # The peer row may have been created by this very transaction.
+            self._pids.pop(peer, None)
+            raise
+        if start + len(rows) > next_index:
+            self._announce(loop, {peer: start + len(rows)})
+        return new
+
+    def _reconcile_held(
+        self, pid: int, peer: UUID, start: int, offered: list[tuple[int | None, bytes]]
+    ) -> int:
+        held = self._conn.execute(
+            "SELECT idx, ts, body FROM peerlog_entries WHERE peer = ? AND idx >= ? AND idx < ?"
+            " ORDER BY idx",
+            (pid, start, start + len(offered)),
+        ).fetchall()
+        erase: list[tuple[bytes, int, int]] = []
+        for (index, held_entry), (ts, body) in zip(decode_rows(held), offered, strict=True):
+            offer: DecodedEntry = Entry(ts, body) if ts is not None else Expunged(body)
+            if reconcile(peer, index, held_entry, offer) is SlotAction.ERASE:
+                erase.append((body, pid, index))
+        if erase:
+            self._conn.executemany(
+                "UPDATE peerlog_entries SET ts = NULL, body = ? WHERE peer = ? AND idx = ?",
+                erase,
+            )
+            for hook in self._hooks:
+                hook.erased(self._conn, peer, [index for _, _, index in erase])
+        return len(erase)
+
+    async def append(self, payload: bytes) -> tuple[int, Entry]:
+        """Record a local change: the origin's next index and a fresh HLC timestamp."""
+        return (await self.append_many([payload]))[0]
+
+    async def append_many(self, payloads: Sequence[bytes]) -> list[tuple[int, Entry]]:
+        """Record several local changes in one transaction, in order."""
+        for payload in payloads:
+            if type(payload) is not bytes:
+                raise CodecError(f"payload must be bytes, got {type(payload).__name__}")
+        if not payloads:
+            return []
+        return await self._run(self._append_sync, list(payloads))
+
+    def _append_sync(
+        self, loop: asyncio.AbstractEventLoop, payloads: list[bytes]
+    ) -> list[tuple[int, Entry]]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            pid = self._pid(self._origin, create=True)
+            assert pid is not None
+            start = self._next_index(pid)
+            out = [(start + n, Entry(self._hlc.now(), p)) for n, p in enumerate(payloads)]
+            rows: list[tuple[int | None, bytes]] = [(e.ts, e.payload) for _, e in out]
+            conn.executemany(
+                "INSERT INTO peerlog_entries(peer, idx, ts, body) VALUES (?, ?, ?, ?)",
+                [(pid, i, e.ts, e.payload) for i, e in out],
+            )
+            end = start + len(out)
+            conn.execute("UPDATE peerlog_peers SET next_index = ? WHERE id = ?", (end, pid))
+            for hook in self._hooks:
+                hook.applied(conn, self._origin, start, rows)
+            self._save_clock()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._announce(loop, {self._origin: end})
+        return out
+
+    # -- the read side --------------------------------------------------------
+
+    async def read_since(
+        self, peer: UUID, from_index: int, limit: int | None = None
+    ) -> list[tuple[int, DecodedEntry]]:
+        """Up to ``min(limit, read_batch)`` entries of ``peer`` from ``from_index``, ascending."""
+        if type(from_index) is not int or from_index < 0:
+            raise CodecError(f"from_index must be a non-negative int, got {from_index!r}")
+        bound = self._read_batch if limit is None else min(limit, self._read_batch)
+        if bound <= 0:
+            return []
+        return await self._run(self._read_sync, peer, from_index, bound)
+
+    def _read_sync(
+        self, loop: asyncio.AbstractEventLoop, peer: UUID, from_index: int, bound: int
+    ) -> list[tuple[int, DecodedEntry]]:
+        pid = self._pid(peer, create=False)
+        if pid is None:
+            return []
+        with gc_paused():
+            rows = self._conn.execute(
+                "SELECT idx, ts, body FROM peerlog_entries WHERE peer = ? AND idx >= ?"
+                " ORDER BY idx LIMIT ?",
+                (pid, from_index, bound),
+            ).fetchall()
+            return decode_rows(rows)
+
+    async def cursors(self) -> PeerCursors:
+        """Every origin's next index, read from the peers table (O(origins))."""
+        return await self._run(lambda _loop: self._read_cursors())
+
+    def watch_cursors(self) -> CursorStream:
+        """A `Snapshot`, then `Advanced` deltas from this and every other process."""
+        if self._closed:
+            raise ClosedError(f"the SQLite oplog {self._path!r} is closed")
+        return self._hub.watch()
+
+    # -- cross-process changes ------------------------------------------------
+
+    def _start_poller(self) -> None:
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(
+                self._poll(), name=f"peerlog-sqlite-poll:{self._path}"
+            )
+
+    def _stop_poller(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    async def _poll(self) -> None:
+        """Notice commits by other processes: cheap ``data_version`` checks."""
+        while not self._closed:
+            await asyncio.sleep(self._poll_interval)
+            try:
+                await self._run(self._poll_sync)
+            except ClosedError:
+                return
+            except SyncError as exc:  # a locked or vanished file: keep watching
+                log.warning("cursor poll of %s failed: %s", self._path, exc)
+
+    def _poll_sync(self, loop: asyncio.AbstractEventLoop) -> None:
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return
+        self._data_version = version
+        current = self._read_cursors()
+        moved = {p: i for p, i in current.items() if i > self._known.get(p, 0)}
+        if moved:
+            self._announce(loop, moved)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def close(self) -> None:
+        """End every watch, finish queued work and close the database. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._hub.close()
+        self._stop_poller()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._conn.close)
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> SqliteOplog:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<SqliteOplog {self._path!r} origin={self._origin} {state}>"

@@ -1,0 +1,79 @@
+"""The one error family every face of a replica raises.
+
+Backends never leak their own exception types: a failure of ``sqlite3``,
+``psycopg``, the file system or the network is wrapped in `BackendError` with
+the original exception kept as ``__cause__``.  Every message says what was
+expected and what was found.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+
+class SyncError(Exception):
+    """Base of every error raised by peerlog's replicas, logs and drivers."""
+
+
+class CursorMismatchError(SyncError):
+    """An entry was offered at an index other than the log's next one.
+
+    Cursors are always a contiguous prefix, so a write past the cursor (a gap)
+    or, for a file log, a write at anything but the next index is refused and
+    nothing is stored.
+    """
+
+    def __init__(self, expected: int, actual: int, *, peer: UUID | None = None) -> None:
+        self.expected = expected
+        self.actual = actual
+        self.peer = peer
+        who = f" for peer {peer}" if peer is not None else ""
+        super().__init__(
+            f"cursor mismatch{who}: expected index {expected} (the next free slot), got {actual}"
+        )
+
+
+class DivergenceError(SyncError):
+    """A slot already held was offered with different content.
+
+    Two devices wrote different entries under one ``(peer, index)``: a cloned
+    device identity or a restored backup.  Nothing is changed; a reader never
+    picks a side silently.
+    """
+
+    def __init__(self, peer: UUID, index: int, detail: str = "") -> None:
+        self.peer = peer
+        self.index = index
+        extra = f": {detail}" if detail else ""
+        super().__init__(
+            f"divergence at peer {peer} index {index}: the slot already holds different "
+            f"content{extra}"
+        )
+
+
+class CodecError(SyncError):
+    """Bytes (or values) that do not decode into a valid entry."""
+
+
+class UnknownPeerError(SyncError):
+    """A peer id that the store does not know where one was required."""
+
+
+class IndexOutOfRangeError(SyncError):
+    """An index outside the log's held extent (e.g. expunging a slot never written)."""
+
+
+class BackendError(SyncError):
+    """The storage underneath failed; the original exception is ``__cause__``."""
+
+
+class ClosedError(SyncError):
+    """The replica, log or watch was used after it was closed."""
+
+
+class ClockSkewError(SyncError):
+    """A remote timestamp lies further ahead of the local wall clock than allowed."""
+
+
+class IdentityError(SyncError):
+    """A store opened with an origin other than the one it was created for."""

@@ -1,0 +1,107 @@
+"""The faces of a replica, as runtime-checkable protocols.
+
+Any object with the right methods qualifies; nothing here needs subclassing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+from uuid import UUID
+
+from peerlog.sync.cursors import CursorStream, PeerCursors
+from peerlog.sync.entry import DecodedEntry, Entry
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What `LogProcessor.apply` did: ``new`` is False for an idempotent re-delivery."""
+
+    new: bool
+
+
+@runtime_checkable
+class HasCursors(Protocol):
+    """Something whose progress is a `PeerCursors` that can be read and watched."""
+
+    async def cursors(self) -> PeerCursors:
+        """A snapshot of every origin's next index."""
+        ...
+
+    def watch_cursors(self) -> CursorStream:
+        """A `Snapshot` first, then `Advanced` deltas; ends when closed."""
+        ...
+
+
+@runtime_checkable
+class LogProcessor(HasCursors, Protocol):
+    """The write side: absorbs entries of any origin, never out of order."""
+
+    async def apply(self, peer: UUID, index: int, entry: DecodedEntry) -> Applied:
+        """Store ``entry`` at ``(peer, index)``; see SPEC.md for every rule."""
+        ...
+
+    async def apply_many(
+        self, peer: UUID, start_index: int, entries: Sequence[DecodedEntry]
+    ) -> int:
+        """The batch form: one transaction, all-or-nothing; returns how many were new."""
+        ...
+
+
+@runtime_checkable
+class LogSource(HasCursors, Protocol):
+    """The read side: bounded, ascending batches of one origin's log."""
+
+    async def read_since(
+        self, peer: UUID, from_index: int, limit: int | None = None
+    ) -> list[tuple[int, DecodedEntry]]:
+        """Entries at or after ``from_index``; an empty list means drained."""
+        ...
+
+
+@runtime_checkable
+class Replica(LogProcessor, LogSource, Protocol):
+    """Readable and writable for any origin: one object serves, relays and merges."""
+
+
+@runtime_checkable
+class FileLogPuller(Protocol):
+    """Synchronous reader over a shared folder, one directory per origin."""
+
+    def list_peers(self) -> list[UUID]:
+        """Origins present in the folder."""
+        ...
+
+    def read_entries(
+        self, peer: UUID, from_index: int, limit: int | None = None
+    ) -> list[tuple[int, DecodedEntry]]:
+        """As `LogSource.read_since`, synchronously."""
+        ...
+
+
+@runtime_checkable
+class FileLogSink(Protocol):
+    """The write side of a file log: its own origin only."""
+
+    @property
+    def origin(self) -> UUID:
+        """The only origin this sink ever writes."""
+        ...
+
+    def append(self, index: int, entry: Entry) -> None:
+        """Append at ``index``, which must be the log's next index."""
+        ...
+
+    def append_many(self, start_index: int, entries: Sequence[Entry]) -> None:
+        """Append a batch starting at the log's next index."""
+        ...
+
+    def expunge(self, index: int) -> None:
+        """Replace one of its own entries by an `Expunged` marker, in place."""
+        ...
+
+
+@runtime_checkable
+class FileLogReplica(LogSource, FileLogSink, Protocol):
+    """A file log: multi-reader, single-writer."""

@@ -1,0 +1,101 @@
+"""Fan-out of cursor movements to any number of watchers, with coalescing.
+
+Every backend owns one `CursorHub`.  A backend calls `CursorHub.publish` with
+the origins that moved after each commit; each watcher keeps a pending delta
+merged by pointwise max, so a slow consumer sees fewer, larger `Advanced`
+events and never an unbounded queue.  Events carry state, not entries, so
+coalescing loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from uuid import UUID
+
+from peerlog.sync.cursors import Advanced, CursorsEvent, PeerCursors, Snapshot
+from peerlog.sync.errors import ClosedError
+
+log = logging.getLogger(__name__)
+
+
+class _Watcher:
+    __slots__ = ("pending", "wake")
+
+    def __init__(self) -> None:
+        self.pending = PeerCursors()
+        self.wake = asyncio.Event()
+
+
+class CursorHub:
+    """Subscriptions to one store's cursor movements.
+
+    ``snapshot`` reads the store's current cursors (for the first event);
+    ``on_first``/``on_last`` let a backend start and stop a background task
+    (e.g. a cross-process poller) only while someone watches.
+    """
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Awaitable[PeerCursors]],
+        *,
+        on_first: Callable[[], None] | None = None,
+        on_last: Callable[[], None] | None = None,
+    ) -> None:
+        self._snapshot = snapshot
+        self._on_first = on_first
+        self._on_last = on_last
+        self._watchers: set[_Watcher] = set()
+        self._closed = False
+
+    @property
+    def watching(self) -> int:
+        """How many watches are open."""
+        return len(self._watchers)
+
+    def publish(self, moved: Mapping[UUID, int]) -> None:
+        """Tell every watcher that these origins' next indexes are now at least this."""
+        if not moved:
+            return
+        for watcher in self._watchers:
+            pending = watcher.pending
+            for peer, index in moved.items():
+                if index > pending.get(peer, 0):
+                    pending[peer] = index
+            watcher.wake.set()
+
+    def close(self) -> None:
+        """End every watch; later `watch` calls raise `ClosedError`."""
+        self._closed = True
+        for watcher in self._watchers:
+            watcher.wake.set()
+
+    async def watch(self) -> AsyncIterator[CursorsEvent]:
+        """One `Snapshot`, then coalesced `Advanced` deltas until the hub closes."""
+        if self._closed:
+            raise ClosedError("cannot watch cursors: the store is closed")
+        watcher = _Watcher()
+        # Subscribe before the snapshot: a move between the two is then seen
+        # twice (harmless under max) instead of never.
+        self._watchers.add(watcher)
+        if len(self._watchers) == 1 and self._on_first is not None:
+            self._on_first()
+        try:
+            first = await self._snapshot()
+            yield Snapshot(first)
+            while True:
+                await watcher.wake.wait()
+                watcher.wake.clear()
+                if self._closed:
+                    return
+                delta, watcher.pending = watcher.pending, PeerCursors()
+                # Drop origins the consumer already has from the snapshot.
+                delta = PeerCursors({p: i for p, i in delta.items() if i > first.get(p, -1)})
+                if delta:
+                    first.update(delta)
+                    yield Advanced(delta)
+        finally:
+            self._watchers.discard(watcher)
+            if not self._watchers and self._on_last is not None and not self._closed:
+                self._on_last()

@@ -1,0 +1,78 @@
+"""How the contract suite reaches each implementation.
+
+A harness opens (and reopens) one store, seeds a peer's log into it, and names
+the Python expression that opens the same store in another process.  Adding a
+backend to the suite is adding a harness here and to the lists at the bottom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+from uuid import UUID
+
+from peerlog import DecodedEntry, LogSource, Replica, SqliteOplog
+
+
+class SourceHarness(Protocol):
+    """A store that can be seeded and read through `LogSource`."""
+
+    name: str
+
+    async def open_source(self) -> LogSource:
+        """Open (or reopen) the store for reading."""
+        ...
+
+    async def seed(self, peer: UUID, entries: Sequence[DecodedEntry]) -> None:
+        """Make ``entries`` the whole log of ``peer`` (index 0 onwards)."""
+        ...
+
+    async def close_all(self) -> None:
+        """Close everything this harness opened."""
+        ...
+
+
+class ReplicaHarness(SourceHarness, Protocol):
+    """A store that is a full `Replica`."""
+
+    async def open(self) -> Replica:
+        """Open (or reopen) the same store."""
+        ...
+
+    def opener_expr(self) -> str:
+        """A Python expression, with ``peerlog`` imported, that opens the same store."""
+        ...
+
+
+class SqliteHarness:
+    name = "sqlite"
+
+    def __init__(self, tmp: Path) -> None:
+        self.path = tmp / "oplog.sqlite"
+        self._opened: list[SqliteOplog] = []
+
+    async def open(self) -> Replica:
+        oplog = SqliteOplog(self.path, poll_interval=0.05)
+        self._opened.append(oplog)
+        return oplog
+
+    async def open_source(self) -> LogSource:
+        return await self.open()
+
+    async def seed(self, peer: UUID, entries: Sequence[DecodedEntry]) -> None:
+        replica = await self.open()
+        await replica.apply_many(peer, 0, entries)
+
+    def opener_expr(self) -> str:
+        return f"peerlog.SqliteOplog({str(self.path)!r})"
+
+    async def close_all(self) -> None:
+        for oplog in self._opened:
+            await oplog.close()
+
+
+REPLICA_KINDS: dict[str, type[SqliteHarness]] = {
+    "sqlite": SqliteHarness,
+}
+SOURCE_KINDS: dict[str, type[SqliteHarness]] = dict(REPLICA_KINDS)

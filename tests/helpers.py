@@ -1,0 +1,31 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import uuid
+from uuid import UUID
+
+from peerlog import Entry, Expunged
+
+
+def peer(n: int) -> UUID:
+    """A stable, readable peer id for tests: 00000000-…-n."""
+    return UUID(int=n)
+
+
+def entry(n: int, size: int = 8) -> Entry:
+    """A distinct entry per ``n``."""
+    return Entry(1_000_000 + n, n.to_bytes(4, "big") * (size // 4 or 1))
+
+
+def entries(start: int, count: int) -> list[Entry]:
+    return [entry(n) for n in range(start, start + count)]
+
+
+def erased(n: int) -> Expunged:
+    """The expunged marker of `entry(n)`."""
+    return Expunged(entry(n).digest)
+
+
+def random_peer() -> UUID:
+    return uuid.uuid4()
