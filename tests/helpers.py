@@ -22,9 +22,15 @@ def entries(start: int, count: int) -> list[Entry]:
     return [entry(n) for n in range(start, start + count)]
 
 
+ORIGINALS: dict[bytes, Entry] = {}
+"""Entries by digest, so a store that can only erase what it wrote can seed markers."""
+
+
 def erased(n: int) -> Expunged:
     """The expunged marker of `entry(n)`."""
-    return Expunged(entry(n).digest)
+    original = entry(n)
+    ORIGINALS[original.digest] = original
+    return Expunged(original.digest)
 
 
 def random_peer() -> UUID:

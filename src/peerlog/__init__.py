@@ -4,6 +4,7 @@ Everything this package promises is re-exported here; submodules are
 implementation detail.
 """
 
+from peerlog.filelog import FileLog, FolderDiagnosis, Ignored, OriginReport, Problem
 from peerlog.oplog import ApplyHook, SqliteOplog
 from peerlog.sync import (
     DIGEST_SIZE,
@@ -55,16 +56,21 @@ __all__ = [
     "DivergenceError",
     "Entry",
     "Expunged",
+    "FileLog",
     "FileLogPuller",
     "FileLogReplica",
     "FileLogSink",
     "HasCursors",
+    "FolderDiagnosis",
     "Hlc",
     "IdentityError",
+    "Ignored",
     "IndexOutOfRangeError",
     "LogProcessor",
     "LogSource",
+    "OriginReport",
     "PeerCursors",
+    "Problem",
     "PeerId",
     "Replica",
     "SqliteOplog",

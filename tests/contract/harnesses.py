@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from peerlog import DecodedEntry, LogSource, Replica, SqliteOplog
+from peerlog import DecodedEntry, Entry, Expunged, FileLog, LogSource, Replica, SqliteOplog
+from tests.helpers import ORIGINALS
 
 
 class SourceHarness(Protocol):
@@ -72,7 +73,42 @@ class SqliteHarness:
             await oplog.close()
 
 
+class FileLogHarness:
+    """The file log: a `LogSource` whose logs each belong to one writing device."""
+
+    name = "filelog"
+
+    def __init__(self, tmp: Path) -> None:
+        self.root = tmp / "shared"
+        self.root.mkdir()
+        self._opened: list[FileLog] = []
+
+    def _open(self, origin: UUID) -> FileLog:
+        log = FileLog(self.root, origin, poll_interval=0.05)
+        self._opened.append(log)
+        return log
+
+    async def open_source(self) -> LogSource:
+        return self._open(uuid4())
+
+    async def seed(self, peer: UUID, entries: Sequence[DecodedEntry]) -> None:
+        # Only the originating device writes its log: appends, then erasures.
+        writer = self._open(peer)
+        writer.append_many(0, [e if type(e) is Entry else ORIGINALS[e.digest]
+                               for e in entries])
+        for index, e in enumerate(entries):
+            if type(e) is Expunged:
+                writer.expunge(index)
+        await writer.close()
+
+    async def close_all(self) -> None:
+        for log in self._opened:
+            await log.close()
+
+
 REPLICA_KINDS: dict[str, type[SqliteHarness]] = {
     "sqlite": SqliteHarness,
 }
-SOURCE_KINDS: dict[str, type[SqliteHarness]] = dict(REPLICA_KINDS)
+SOURCE_KINDS: dict[str, type[SqliteHarness] | type[FileLogHarness]] = {
+    **REPLICA_KINDS, "filelog": FileLogHarness,
+}

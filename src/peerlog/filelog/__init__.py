@@ -1,0 +1,7 @@
+"""The shared-folder logs: one append-only log per device, in a folder a sync tool copies."""
+
+from peerlog.filelog.chain import Ignored, OriginChain, Problem
+from peerlog.filelog.doctor import FolderDiagnosis, OriginReport
+from peerlog.filelog.log import FileLog
+
+__all__ = ["FileLog", "FolderDiagnosis", "Ignored", "OriginChain", "OriginReport", "Problem"]

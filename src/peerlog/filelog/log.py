@@ -1,0 +1,258 @@
+"""`FileLog`: one append-only log per device in a shared folder.
+
+``root/<origin-uuid>/`` holds each origin's segments (format: docs/file-format.md).
+A `FileLog` reads every origin and writes only its own, so it is a
+`FileLogPuller`, a `FileLogReplica` (a `LogSource` and a `FileLogSink`) and
+`HasCursors`.  Multi-reader, single-writer: any number of devices and
+processes may read; one process per machine writes an origin (enforced with
+an advisory lock), and one device per origin (a second one is detected).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from uuid import UUID
+
+import watchfiles
+
+from peerlog.filelog.chain import ChainReader, Ignored, OriginChain, Problem
+from peerlog.filelog.doctor import FolderDiagnosis, OriginReport
+from peerlog.filelog.names import peer_of_folder, why_ignored
+from peerlog.filelog.writer import OwnLogWriter
+from peerlog.sync.cursors import CursorStream, PeerCursors
+from peerlog.sync.entry import DecodedEntry, Entry
+from peerlog.sync.errors import BackendError, ClosedError, CodecError
+from peerlog.sync.watch import CursorHub
+
+log = logging.getLogger(__name__)
+
+DEFAULT_READ_BATCH = 10_000
+
+
+class FileLog:
+    """The file log of a shared folder ``root``, writing as ``origin``.
+
+    ``root`` must exist (it is the folder a sync tool shares); the origin's own
+    folder is created on the first write.  Reads never return an entry past an
+    origin's valid extent; problems are logged once and listed by `doctor`.
+    ``force_polling`` makes `watch_cursors` poll every ``poll_interval``
+    seconds instead of using file-system events (automatic when events fail).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], origin: UUID, *,
+                 read_batch: int = DEFAULT_READ_BATCH, force_polling: bool = False,
+                 poll_interval: float = 0.5) -> None:
+        self._root = Path(root)
+        if not self._root.is_dir():
+            raise BackendError(f"shared folder {self._root} does not exist or is not a folder")
+        self._origin = origin
+        self._read_batch = read_batch
+        self._force_polling = force_polling
+        self._poll_interval = poll_interval
+        self._reader = ChainReader(self._root)
+        self._writer = OwnLogWriter(self._root, origin, self._reader)
+        self._closed = False
+        self._follower: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self._known = PeerCursors()
+        self._hub = CursorHub(self.cursors, on_first=self._start_following,
+                              on_last=self._stop_following)
+
+    @property
+    def origin(self) -> UUID:
+        """The only origin this log writes."""
+        return self._origin
+
+    @property
+    def root(self) -> Path:
+        """The shared folder."""
+        return self._root
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"the file log of {self._root} is closed")
+
+    # -- FileLogPuller --------------------------------------------------------
+
+    def list_peers(self) -> list[UUID]:
+        """Origins present: folders named by a canonical UUID."""
+        self._check_open()
+        try:
+            names = os.listdir(self._root)
+        except OSError as exc:
+            raise BackendError(f"cannot list shared folder {self._root}: {exc}") from exc
+        peers = [p for p in map(peer_of_folder, names) if p is not None]
+        return sorted(p for p in peers if (self._root / str(p)).is_dir())
+
+    def read_entries(self, peer: UUID, from_index: int,
+                     limit: int | None = None) -> list[tuple[int, DecodedEntry]]:
+        """A bounded batch of ``peer``'s valid entries from ``from_index``, ascending."""
+        self._check_open()
+        if type(from_index) is not int or from_index < 0:
+            raise CodecError(f"from_index must be a non-negative int, got {from_index!r}")
+        bound = self._read_batch if limit is None else min(limit, self._read_batch)
+        if bound <= 0:
+            return []
+        chain = self._reader.chain(peer)
+        try:
+            return self._reader.read(chain, from_index, bound)
+        except OSError as exc:
+            raise BackendError(f"cannot read origin {peer} in {self._root}: {exc}") from exc
+
+    def extents(self) -> PeerCursors:
+        """Every origin's valid extent (the synchronous form of `cursors`)."""
+        self._check_open()
+        out = PeerCursors()
+        for peer in self.list_peers():
+            extent = self._reader.chain(peer).extent
+            if extent:
+                out[peer] = extent
+        return out
+
+    def chain(self, peer: UUID) -> OriginChain:
+        """The scan of one origin's folder: extent, segments, problems."""
+        self._check_open()
+        return self._reader.chain(peer)
+
+    # -- LogSource / HasCursors -----------------------------------------------
+
+    async def read_since(self, peer: UUID, from_index: int,
+                         limit: int | None = None) -> list[tuple[int, DecodedEntry]]:
+        """`read_entries` in a worker thread."""
+        return await asyncio.to_thread(self.read_entries, peer, from_index, limit)
+
+    async def cursors(self) -> PeerCursors:
+        """`extents` in a worker thread."""
+        return await asyncio.to_thread(self.extents)
+
+    def watch_cursors(self) -> CursorStream:
+        """A `Snapshot`, then `Advanced` whenever an origin's extent grows.
+
+        Follows file-system events through ``watchfiles`` (so a sync tool copying
+        a segment in wakes it), falling back to polling where events fail.
+        """
+        self._check_open()
+        return self._hub.watch()
+
+    def _start_following(self) -> None:
+        self._stop = asyncio.Event()
+        self._follower = asyncio.get_running_loop().create_task(
+            self._follow(self._stop), name=f"peerlog-filelog-watch:{self._root}")
+
+    def _stop_following(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        if self._follower is not None:
+            self._follower.cancel()
+            self._follower = None
+
+    async def _follow(self, stop: asyncio.Event) -> None:
+        self._known = await self.cursors()
+        while not stop.is_set():
+            if self._force_polling:
+                await self._refresh()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._poll_interval)
+                continue
+            try:
+                async for _changes in watchfiles.awatch(
+                        self._root, stop_event=stop, debounce=50, step=20,
+                        rust_timeout=int(self._poll_interval * 1000), yield_on_timeout=True,
+                        ignore_permission_denied=True):
+                    await self._refresh()
+            except (OSError, RuntimeError) as exc:
+                log.warning("file-system events unavailable for %s (%s); polling every %.1fs",
+                            self._root, exc, self._poll_interval)
+                self._force_polling = True
+
+    async def _refresh(self) -> None:
+        try:
+            current = await self.cursors()
+        except (BackendError, ClosedError) as exc:
+            log.warning("cannot rescan %s: %s", self._root, exc)
+            return
+        moved = {p: i for p, i in current.items() if i > self._known.get(p, 0)}
+        self._known = self._known.merged(current)
+        self._hub.publish(moved)
+
+    # -- FileLogSink ----------------------------------------------------------
+
+    @property
+    def next_index(self) -> int:
+        """The index the next `append` must use: this origin's extent in the folder."""
+        self._check_open()
+        return self._writer.next_index
+
+    def append(self, index: int, entry: Entry) -> None:
+        """Append one entry at ``index`` (the log's next); durable on return."""
+        self.append_many(index, (entry,))
+
+    def append_many(self, start_index: int, entries: Sequence[DecodedEntry]) -> None:
+        """Append a batch from ``start_index``; durable on return, all or nothing on reopen.
+
+        Expunged markers may be appended too (an entry erased before it was
+        published).  Raises `CursorMismatchError` when ``start_index`` is not
+        the next index, `DivergenceError` when another device has written this
+        origin's log, `CodecError` for a malformed entry or a damaged own log.
+        """
+        self._check_open()
+        self._writer.append_many(start_index, entries)
+        if entries:
+            self._hub.publish({self._origin: start_index + len(entries)})
+
+    def expunge(self, index: int) -> None:
+        """Erase one of this origin's entries in place (crash-safe rewrite of its segment)."""
+        self._check_open()
+        self._writer.expunge(index)
+
+    # -- diagnosis ------------------------------------------------------------
+
+    def doctor(self) -> FolderDiagnosis:
+        """Everything wrong in the shared folder and everything ignored there."""
+        self._check_open()
+        ignored: list[Ignored] = []
+        problems: list[Problem] = []
+        origins: list[OriginReport] = []
+        for name in sorted(os.listdir(self._root)):
+            path = self._root / name
+            peer = peer_of_folder(name)
+            if peer is None or not path.is_dir():
+                reason = why_ignored(name)
+                if reason == "not a segment name":
+                    reason = "not a peer folder (the name is not an origin UUID)" \
+                        if path.is_dir() else "a file at the top of the shared folder"
+                ignored.append(Ignored(str(path), reason))
+                continue
+            chain = self._reader.chain(peer)
+            ignored.extend(chain.ignored)
+            origins.append(OriginReport(peer, chain.extent, len(chain.segments),
+                                        tuple(chain.problems)))
+        return FolderDiagnosis(str(self._root), tuple(origins), tuple(ignored),
+                               tuple(problems))
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Release the writer lock and end every watch. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._hub.close()
+        self._stop_following()
+        self._writer.close()
+
+    async def __aenter__(self) -> FileLog:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<FileLog {str(self._root)!r} origin={self._origin}>"
