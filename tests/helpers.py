@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from peerlog import Entry, Expunged
@@ -35,3 +37,13 @@ def erased(n: int) -> Expunged:
 
 def random_peer() -> UUID:
     return uuid.uuid4()
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], within: float = 10.0,
+                     step: float = 0.02) -> None:
+    """Poll ``condition`` until it holds; `TimeoutError` after ``within`` seconds."""
+    for _ in range(int(within / step) + 1):
+        if await condition():
+            return
+        await asyncio.sleep(step)
+    raise TimeoutError(f"condition still false after {within} s")

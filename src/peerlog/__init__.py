@@ -4,8 +4,10 @@ Everything this package promises is re-exported here; submodules are
 implementation detail.
 """
 
+from peerlog.drivers import FileLogIngester, FileLogPublisher, Puller, pull
 from peerlog.filelog import FileLog, FolderDiagnosis, Ignored, OriginReport, Problem
 from peerlog.oplog import ApplyHook, SqliteOplog
+from peerlog.state import Change, StateStore
 from peerlog.sync import (
     DIGEST_SIZE,
     Advanced,
@@ -41,6 +43,12 @@ from peerlog.sync import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "StateStore",
+    "Change",
+    "pull",
+    "Puller",
+    "FileLogPublisher",
+    "FileLogIngester",
     "DIGEST_SIZE",
     "Advanced",
     "Applied",

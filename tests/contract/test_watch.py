@@ -116,3 +116,17 @@ async def test_another_process_writing_is_seen_within_a_second(
         await child.wait()
         await close(stream)
     assert child.returncode == 0
+
+
+async def test_events_are_not_mutated_after_they_are_yielded(
+        replica_harness: ReplicaHarness) -> None:
+    replica = await replica_harness.open()
+    stream = replica.watch_cursors()
+    snapshot = await next_event(stream)
+    await replica.apply_many(A, 0, entries(0, 2))
+    advanced = await next_event(stream)
+    await replica.apply_many(A, 2, entries(2, 2))
+    await next_event(stream)
+    assert snapshot.cursors == {}
+    assert advanced.cursors == {A: 2}
+    await close(stream)

@@ -113,7 +113,10 @@ class ChainReader:
         key = (problem.path, problem.kind, problem.detail)
         if key not in self._reported:
             self._reported.add(key)
-            log.warning("shared folder: %s", problem)
+            # A tail still being written or copied is the normal state of a
+            # live folder; everything else needs a person's attention.
+            level = logging.INFO if problem.kind == "incomplete" else logging.WARNING
+            log.log(level, "shared folder: %s", problem)
 
     # -- scanning -------------------------------------------------------------
 

@@ -435,6 +435,14 @@ class SqliteOplog:
             ).fetchall()
             return decode_rows(rows)
 
+    async def run_query(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn(connection)`` in the oplog's worker thread and return its result.
+
+        For materialised views kept by an `ApplyHook` (e.g. `peerlog.state`):
+        ``fn`` must only read, and must not keep the connection.
+        """
+        return await self._run(lambda _loop: fn(self._conn))
+
     async def cursors(self) -> PeerCursors:
         """Every origin's next index, read from the peers table (O(origins))."""
         return await self._run(lambda _loop: self._read_cursors())

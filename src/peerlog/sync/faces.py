@@ -93,8 +93,12 @@ class FileLogSink(Protocol):
         """Append at ``index``, which must be the log's next index."""
         ...
 
-    def append_many(self, start_index: int, entries: Sequence[Entry]) -> None:
-        """Append a batch starting at the log's next index."""
+    def append_many(self, start_index: int, entries: Sequence[DecodedEntry]) -> None:
+        """Append a batch starting at the log's next index.
+
+        Expunged markers are accepted: an entry erased before it was published
+        is published as its marker.
+        """
         ...
 
     def expunge(self, index: int) -> None:

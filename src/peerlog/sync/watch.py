@@ -12,10 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from peerlog.sync.cursors import Advanced, CursorsEvent, PeerCursors, Snapshot
+from peerlog.sync.cursors import Advanced, CursorsEvent, CursorStream, PeerCursors, Snapshot
 from peerlog.sync.errors import ClosedError
+
+if TYPE_CHECKING:
+    from peerlog.sync.faces import HasCursors
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class CursorHub:
         self._closed = False
 
     @property
-    def watching(self) -> int:
+    def watchers(self) -> int:
         """How many watches are open."""
         return len(self._watchers)
 
@@ -83,6 +88,8 @@ class CursorHub:
             self._on_first()
         try:
             first = await self._snapshot()
+            # Our own copy: the consumer owns the cursors it is handed.
+            told = PeerCursors(first)
             yield Snapshot(first)
             while True:
                 await watcher.wake.wait()
@@ -90,12 +97,24 @@ class CursorHub:
                 if self._closed:
                     return
                 delta, watcher.pending = watcher.pending, PeerCursors()
-                # Drop origins the consumer already has from the snapshot.
-                delta = PeerCursors({p: i for p, i in delta.items() if i > first.get(p, -1)})
+                # Drop origins the consumer already has at that position.
+                delta = PeerCursors({p: i for p, i in delta.items() if i > told.get(p, -1)})
                 if delta:
-                    first.update(delta)
+                    told.update(delta)
                     yield Advanced(delta)
         finally:
             self._watchers.discard(watcher)
             if not self._watchers and self._on_last is not None and not self._closed:
                 self._on_last()
+
+
+@asynccontextmanager
+async def watching(store: HasCursors) -> AsyncIterator[CursorStream]:
+    """``store.watch_cursors()``, closed on exit (cancellation included)."""
+    stream = store.watch_cursors()
+    try:
+        yield stream
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()

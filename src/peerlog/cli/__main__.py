@@ -1,0 +1,5 @@
+import sys
+
+from peerlog.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,199 @@
+"""The commands of `peerlog`, one coroutine each."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from uuid import UUID
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from peerlog.cli.device import CliError, home_dir, open_device, shared_folder
+from peerlog.cli.render import console, emit_json, table
+from peerlog.drivers import FileLogIngester, FileLogPublisher
+from peerlog.filelog import FileLog
+from peerlog.state import StateStore
+
+BIG_SYNC = 10_000
+"""Above this many entries to move, `sync` shows progress bars."""
+
+
+async def cmd_init(args: argparse.Namespace) -> int:
+    home = home_dir(args.home)
+    existed = (home / "device.sqlite").exists()
+    async with open_device(home, create=True) as store:
+        if args.json:
+            emit_json({"peer_id": str(store.origin), "home": str(home), "created": not existed})
+        else:
+            verb = "already exists" if existed else "created"
+            console.print(f"device {verb} in {home}\npeer id: [bold]{store.origin}[/bold]")
+    return 0
+
+
+def _value(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"value is not valid JSON ({exc.msg} at column {exc.colno}): {text!r}",
+                       code=2) from None
+
+
+async def cmd_put(args: argparse.Namespace) -> int:
+    value = _value(args.json_value)
+    async with open_device(home_dir(args.home)) as store:
+        await store.put(args.table, args.key, value)
+    return 0
+
+
+async def cmd_get(args: argparse.Namespace) -> int:
+    async with open_device(home_dir(args.home)) as store:
+        try:
+            value = await store.get(args.table, args.key)
+        except KeyError:
+            raise CliError(f"no key {args.key!r} in table {args.table!r}") from None
+    print(json.dumps(value, ensure_ascii=False))
+    return 0
+
+
+async def cmd_delete(args: argparse.Namespace) -> int:
+    async with open_device(home_dir(args.home)) as store:
+        await store.delete(args.table, args.key)
+    return 0
+
+
+async def cmd_ls(args: argparse.Namespace) -> int:
+    async with open_device(home_dir(args.home)) as store:
+        items = await store.items(args.table)
+    if args.json:
+        emit_json({key: value for key, value in items})
+    else:
+        table(f"{args.table}: {len(items)} key(s)", ["key", "value"],
+              [[key, json.dumps(value, ensure_ascii=False)] for key, value in items])
+    return 0
+
+
+async def _lag(store: StateStore, log: FileLog) -> int:
+    folder = await log.cursors()
+    here = await store.oplog.cursors()
+    return sum(hi - lo for peer, (lo, hi) in here.gaps(folder).items() if peer != store.origin)
+
+
+async def _sync_once(store: StateStore, log: FileLog, quiet: bool) -> dict[str, object]:
+    to_take = await _lag(store, log)
+    show = not quiet and to_take >= BIG_SYNC
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, disable=not show, transient=True) as progress:
+        task = progress.add_task("taking in entries", total=to_take)
+        publisher = FileLogPublisher(store.oplog, log)
+        ingester = FileLogIngester(log, store.oplog,
+                                   progress=lambda _peer, n: progress.advance(task, n))
+        published = await publisher.run_once()
+        ingested = await ingester.run_once()
+    return {"published": published, "ingested": ingested,
+            "diverged": {str(p): str(e) for p, e in ingester.diverged.items()}}
+
+
+async def cmd_sync(args: argparse.Namespace) -> int:
+    folder = shared_folder(args.folder)
+    async with open_device(home_dir(args.home)) as store:
+        log = FileLog(folder, store.origin)
+        try:
+            result = await _sync_once(store, log, args.json)
+            if args.json and not args.watch:
+                emit_json(result)
+            elif not args.json:
+                console.print(f"published {result['published']} entries, took in "
+                              f"{result['ingested']} from the folder")
+                for peer, why in dict(result["diverged"]).items():  # type: ignore[call-overload]
+                    console.print(f"[red]not syncing {peer}[/red]: {why}")
+            if args.watch:
+                console.print(f"following {folder}; Ctrl-C to stop")
+                publisher = FileLogPublisher(store.oplog, log)
+                ingester = FileLogIngester(log, store.oplog)
+                tasks = [asyncio.create_task(publisher.run()),
+                         asyncio.create_task(ingester.run())]
+                try:
+                    await asyncio.gather(*tasks)
+                finally:
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await log.close()
+    return 1 if result["diverged"] else 0
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    async with open_device(home_dir(args.home)) as store:
+        here = await store.oplog.cursors()
+        folder_extents = None
+        if args.folder:
+            log = FileLog(shared_folder(args.folder), store.origin)
+            folder_extents = await log.cursors()
+            await log.close()
+        peers: set[UUID] = {store.origin} | set(here) | set(folder_extents or {})
+        rows = []
+        for peer in sorted(peers, key=str):
+            held = here.of(peer)
+            row: dict[str, object] = {"origin": str(peer), "this_device": peer == store.origin,
+                                      "held": held}
+            if folder_extents is not None:
+                in_folder = folder_extents.of(peer)
+                row["in_folder"] = in_folder
+                row["lag"] = max(in_folder - held, 0) if peer != store.origin \
+                    else max(held - in_folder, 0)
+            rows.append(row)
+    if args.json:
+        emit_json({"peer_id": str(store.origin), "origins": rows})
+        return 0
+    columns = ["origin", "", "held here"] + (["in folder", "lag"]
+                                             if folder_extents is not None else [])
+    table(f"device {store.origin}", columns, [
+        [str(r["origin"]), "this device" if r["this_device"] else "", str(r["held"])]
+        + ([str(r["in_folder"]), str(r["lag"])] if folder_extents is not None else [])
+        for r in rows])
+    return 0
+
+
+async def cmd_doctor(args: argparse.Namespace) -> int:
+    folder = shared_folder(args.folder)
+    log = FileLog(folder, UUID(int=0))
+    try:
+        report = await asyncio.to_thread(log.doctor)
+    finally:
+        await log.close()
+    problems = report.all_problems()
+    if args.json:
+        emit_json({
+            "folder": report.root, "healthy": report.healthy,
+            "origins": [{"origin": str(o.origin), "entries": o.extent, "segments": o.segments,
+                         "problems": len(o.problems)} for o in report.origins],
+            "problems": [{"origin": str(p.origin) if p.origin else None, "path": p.path,
+                          "kind": p.kind, "detail": p.detail,
+                          "withheld_from": p.withheld_from} for p in problems],
+            "ignored": [{"path": i.path, "reason": i.reason} for i in report.ignored],
+        })
+        return 0 if report.healthy else 1
+    table(f"{folder}: {len(report.origins)} device log(s)", ["origin", "entries", "segments",
+                                                             "problems"],
+          [[str(o.origin), str(o.extent), str(o.segments), str(len(o.problems))]
+           for o in report.origins])
+    if problems:
+        table("problems (entries from 'withheld' on are not served)",
+              ["kind", "path", "detail", "withheld"],
+              [[p.kind, p.path, p.detail, "" if p.withheld_from is None
+                else str(p.withheld_from)] for p in problems])
+    if report.ignored:
+        table("ignored", ["path", "reason"], [[i.path, i.reason] for i in report.ignored])
+    console.print("[green]healthy[/green]" if report.healthy
+                  else f"[red]{len(problems)} problem(s)[/red]")
+    return 0 if report.healthy else 1
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from peerlog.cli.demo import run_demo
+
+    return await run_demo(devices=args.devices, changes=args.changes,
+                          workdir=Path(args.dir) if args.dir else None)

@@ -1,0 +1,130 @@
+"""The two drivers between a device's oplog and the shared folder.
+
+`FileLogPublisher` projects the device's own origin from its oplog into its
+file log; `FileLogIngester` applies every other origin found in the folder
+to the oplog.  Both speak only the contract (`Replica`, `FileLogReplica`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+from uuid import UUID
+
+from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
+from peerlog.sync.errors import DivergenceError
+from peerlog.sync.faces import FileLogReplica, Replica
+from peerlog.sync.watch import watching
+
+log = logging.getLogger(__name__)
+
+
+class OwnOplog(Replica, Protocol):
+    """A replica that knows which origin is this device's."""
+
+    @property
+    def origin(self) -> UUID: ...
+
+
+class SharedFileLog(FileLogReplica, Protocol):
+    """A file log that says where its own origin's log ends."""
+
+    @property
+    def next_index(self) -> int: ...
+
+
+class FileLogPublisher:
+    """Projects ``oplog``'s own origin into ``file_log``.
+
+    Resumes from the file log's own extent.  When the folder holds more of
+    this origin than the oplog (a device restored from a backup), the missing
+    entries are first taken back into the oplog.  When they disagree with the
+    oplog at the boundary, the device has forked, and `DivergenceError` is
+    raised: nothing is written.
+    """
+
+    def __init__(self, oplog: OwnOplog, file_log: SharedFileLog, *,
+                 batch: int = DEFAULT_BATCH, progress: Progress | None = None) -> None:
+        if oplog.origin != file_log.origin:
+            raise ValueError(f"the oplog is origin {oplog.origin} but the file log writes "
+                             f"{file_log.origin}")
+        self.oplog = oplog
+        self.file_log = file_log
+        self.batch = batch
+        self.progress = progress
+
+    async def run_once(self) -> int:
+        """Publish every own entry the folder lacks; returns how many were written."""
+        origin = self.oplog.origin
+        published = await asyncio.to_thread(lambda: self.file_log.next_index)
+        held = (await self.oplog.cursors()).of(origin)
+        await self._check_boundary(min(published, held) - 1)
+        if published > held:
+            log.warning("the folder holds %d entries of this device the oplog lacks "
+                        "(restored from a backup?): taking them back", published - held)
+            await Puller(self.file_log, self.oplog, batch=self.batch).catch_up(
+                await self.file_log.cursors())
+            return 0
+        written = 0
+        index = published
+        while index < held:
+            got = await self.oplog.read_since(origin, index, min(self.batch, held - index))
+            if not got:
+                break
+            await asyncio.to_thread(self.file_log.append_many, index, [e for _, e in got])
+            written += len(got)
+            index = got[-1][0] + 1
+            if self.progress is not None:
+                self.progress(origin, len(got))
+        return written
+
+    async def _check_boundary(self, index: int) -> None:
+        """The last entry both hold must be the same one, or this device has forked."""
+        if index < 0:
+            return
+        origin = self.oplog.origin
+        ours = await self.oplog.read_since(origin, index, 1)
+        theirs = await self.file_log.read_since(origin, index, 1)
+        if not ours or not theirs:
+            return
+        (_, mine), (_, folder) = ours[0], theirs[0]
+        same = mine == folder or (
+            type(mine) is not type(folder) and mine.digest == folder.digest)
+        if not same:
+            raise DivergenceError(
+                origin, index, "this device's oplog and its log in the shared folder hold "
+                "different entries: restored from a backup and then changed, or a copied "
+                "device identity; refusing to publish")
+
+    async def run(self) -> None:
+        """Publish whenever the oplog's own origin advances, until cancelled."""
+        origin = self.oplog.origin
+        async with watching(self.oplog) as events:
+            async for event in events:
+                if origin in event.cursors:
+                    await self.run_once()
+
+
+class FileLogIngester:
+    """Applies every foreign origin found in ``file_log``'s folder to ``oplog``."""
+
+    def __init__(self, file_log: SharedFileLog, oplog: Replica, *,
+                 batch: int = DEFAULT_BATCH, progress: Progress | None = None) -> None:
+        self.file_log = file_log
+        self.oplog = oplog
+        self.puller = Puller(file_log, oplog, batch=batch, skip=(file_log.origin,),
+                             progress=progress)
+
+    @property
+    def diverged(self) -> dict[UUID, DivergenceError]:
+        """Origins no longer ingested because they diverged."""
+        return self.puller.diverged
+
+    async def run_once(self) -> int:
+        """Ingest every foreign entry the oplog lacks; returns how many were new."""
+        return await self.puller.run_once()
+
+    async def run(self) -> None:
+        """Ingest whenever the folder changes, until cancelled."""
+        await self.puller.run()

@@ -1,0 +1,99 @@
+"""`Puller`: copy every gap from any `LogSource` into any `LogProcessor`.
+
+The generic driver: it knows only the contract.  It diffs cursors, reads
+each missing range in bounded batches and applies each batch as one
+`apply_many`, so a cancellation or a crash between batches leaves whole
+batches applied and the next run continues from the target's cursors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from uuid import UUID
+
+from peerlog.sync.cursors import PeerCursors
+from peerlog.sync.errors import CodecError, DivergenceError
+from peerlog.sync.faces import LogProcessor, LogSource
+from peerlog.sync.watch import watching
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 5_000
+"""Entries per `read_since` / `apply_many` round trip."""
+
+Progress = Callable[[UUID, int], None]
+"""Called with ``(peer, entries)`` after each batch is applied."""
+
+
+class Puller:
+    """Copies ``source``'s entries that ``target`` lacks, for every origin.
+
+    A `DivergenceError` for one origin (two devices wrote different entries
+    under one index) stops that origin only: it is logged, kept in
+    `diverged`, and that origin is skipped from then on, so the others keep
+    syncing and nothing picks a side.  Origins in ``skip`` are never copied.
+    """
+
+    def __init__(self, source: LogSource, target: LogProcessor, *,
+                 batch: int = DEFAULT_BATCH, skip: Collection[UUID] = (),
+                 progress: Progress | None = None) -> None:
+        self.source = source
+        self.target = target
+        self.batch = batch
+        self.skip = frozenset(skip)
+        self.progress = progress
+        self.diverged: dict[UUID, DivergenceError] = {}
+
+    async def run_once(self) -> int:
+        """Copy every gap once; returns how many entries were new to the target."""
+        return await self.catch_up(await self.source.cursors())
+
+    async def catch_up(self, ahead: PeerCursors) -> int:
+        """Copy what ``target`` lacks up to ``ahead`` (the source's known cursors)."""
+        have = await self.target.cursors()
+        copied = 0
+        for peer, (lo, hi) in have.gaps(ahead).items():
+            if peer in self.skip or peer in self.diverged:
+                continue
+            try:
+                copied += await self._copy(peer, lo, hi)
+            except DivergenceError as exc:
+                self.diverged[peer] = exc
+                log.error("not syncing origin %s any further: %s", peer, exc)
+        return copied
+
+    async def _copy(self, peer: UUID, lo: int, hi: int) -> int:
+        # Start one entry early: re-offering the last held entry is a no-op when
+        # both sides agree, and a DivergenceError where two devices forked the
+        # origin (they diverge right after their common prefix).
+        copied = 0
+        index = lo - 1 if lo > 0 else 0
+        while index < hi:
+            got = await self.source.read_since(peer, index, min(self.batch, hi - index))
+            if not got:
+                break  # the source holds less than it announced: the next event says more
+            if got[0][0] != index:
+                raise CodecError(f"source returned index {got[0][0]} of {peer} for a read "
+                                 f"from {index}")
+            copied += await self.target.apply_many(peer, index, [e for _, e in got])
+            index = got[-1][0] + 1
+            if self.progress is not None:
+                self.progress(peer, len(got))
+        return copied
+
+    async def run(self) -> None:
+        """Follow the source's cursor watch and copy every gap as it appears.
+
+        Runs until cancelled or until the source's watch ends (it closed).
+        """
+        seen = PeerCursors()
+        async with watching(self.source) as events:
+            async for event in events:
+                seen = seen.merged(event.cursors)
+                await self.catch_up(seen)
+
+
+async def pull(source: LogSource, target: LogProcessor, *, batch: int = DEFAULT_BATCH) -> int:
+    """``Puller(source, target).run_once()``: copy every gap once."""
+    return await Puller(source, target, batch=batch).run_once()

@@ -1,0 +1,84 @@
+"""State operations as log payloads.
+
+Byte layout of a payload (big-endian)::
+
+    u8  op          1 = put, 2 = delete
+    u16 table length, u16 key length
+    table (UTF-8), key (UTF-8)
+    value           put only: canonical JSON (UTF-8, sorted keys, no spaces)
+
+The value bytes are encoded once, by the writing device, and compared as
+bytes everywhere, so every device breaks ties identically.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from peerlog.sync.errors import CodecError
+
+PUT, DELETE = 1, 2
+_HEAD = struct.Struct(">BHH")
+MAX_NAME = 0xFFFF
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one encoding of a JSON value: sorted keys, compact, UTF-8, no NaN."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise CodecError(f"value is not JSON: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """A decoded state operation; ``value`` is canonical JSON bytes, or None for a delete."""
+
+    table: str
+    key: str
+    value: bytes | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.value is None
+
+
+def _names(table: str, key: str) -> tuple[bytes, bytes]:
+    if not isinstance(table, str) or not table:
+        raise CodecError(f"table must be a non-empty string, got {table!r}")
+    if not isinstance(key, str):
+        raise CodecError(f"key must be a string, got {key!r}")
+    t, k = table.encode(), key.encode()
+    if len(t) > MAX_NAME or len(k) > MAX_NAME:
+        raise CodecError(f"table and key are limited to {MAX_NAME} UTF-8 bytes")
+    return t, k
+
+
+def encode_put(table: str, key: str, value: Any) -> bytes:
+    t, k = _names(table, key)
+    return _HEAD.pack(PUT, len(t), len(k)) + t + k + canonical_json(value)
+
+
+def encode_delete(table: str, key: str) -> bytes:
+    t, k = _names(table, key)
+    return _HEAD.pack(DELETE, len(t), len(k)) + t + k
+
+
+def decode_op(payload: bytes) -> Op | None:
+    """The operation in a payload, or None when the payload is not a state operation."""
+    if len(payload) < _HEAD.size:
+        return None
+    op, tlen, klen = _HEAD.unpack_from(payload)
+    end = _HEAD.size + tlen + klen
+    if op not in (PUT, DELETE) or len(payload) < end or (op == DELETE and len(payload) != end):
+        return None
+    try:
+        table = payload[_HEAD.size:_HEAD.size + tlen].decode()
+        key = payload[_HEAD.size + tlen:end].decode()
+    except UnicodeDecodeError:
+        return None
+    return Op(table, key, payload[end:] if op == PUT else None)

@@ -1,0 +1,173 @@
+"""The `peerlog` command: each command, its JSON form and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from peerlog.cli.main import main
+
+
+class Run:
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    return Run(capsys)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "shared"
+    path.mkdir()
+    return path
+
+
+def test_init_creates_a_device_and_says_its_peer_id(run: Run, tmp_path: Path) -> None:
+    code, out, _ = run("--home", str(tmp_path / "a"), "init", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["created"] is True
+    code, out, _ = run("--home", str(tmp_path / "a"), "init", "--json")
+    assert json.loads(out) == {**doc, "created": False}
+
+
+def test_home_defaults_to_peerlog_home(run: Run, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEERLOG_HOME", str(tmp_path / "env-home"))
+    assert run("init")[0] == 0
+    assert (tmp_path / "env-home" / "device.sqlite").exists()
+
+
+def test_put_get_ls_delete(run: Run, tmp_path: Path) -> None:
+    home = ("--home", str(tmp_path / "a"))
+    run(*home, "init")
+    assert run(*home, "put", "todos", "1", '{"title": "milk"}')[0] == 0
+    assert run(*home, "put", "todos", "2", '"eggs"')[0] == 0
+    code, out, _ = run(*home, "get", "todos", "1")
+    assert (code, json.loads(out)) == (0, {"title": "milk"})
+    code, out, _ = run(*home, "ls", "todos", "--json")
+    assert json.loads(out) == {"1": {"title": "milk"}, "2": "eggs"}
+    assert run(*home, "delete", "todos", "1")[0] == 0
+    assert json.loads(run(*home, "ls", "todos", "--json")[1]) == {"2": "eggs"}
+    assert "eggs" in run(*home, "ls", "todos")[1]
+
+
+def test_bad_json_is_a_one_line_error_with_exit_2(run: Run, tmp_path: Path) -> None:
+    home = ("--home", str(tmp_path / "a"))
+    run(*home, "init")
+    code, out, err = run(*home, "put", "t", "k", "{not json")
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "not valid JSON" in err
+
+
+def test_get_of_a_missing_key_fails(run: Run, tmp_path: Path) -> None:
+    run("--home", str(tmp_path / "a"), "init")
+    code, _, err = run("--home", str(tmp_path / "a"), "get", "t", "nope")
+    assert code == 1
+    assert "no key 'nope'" in err
+
+
+def test_commands_before_init_say_what_to_do(run: Run, tmp_path: Path) -> None:
+    code, _, err = run("--home", str(tmp_path / "none"), "ls", "t")
+    assert code == 1
+    assert "peerlog --home" in err
+    assert "init" in err
+
+
+def test_a_corrupt_database_is_a_one_line_error(run: Run, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "device.sqlite").write_bytes(b"garbage" * 1000)
+    code, _, err = run("--home", str(tmp_path / "a"), "ls", "t")
+    assert code == 1
+    assert err.startswith("peerlog: error:")
+    assert err.count("\n") == 1
+
+
+def test_two_devices_sync_through_a_folder(run: Run, tmp_path: Path, folder: Path) -> None:
+    a, b = ("--home", str(tmp_path / "a")), ("--home", str(tmp_path / "b"))
+    run(*a, "init")
+    run(*b, "init")
+    run(*a, "put", "t", "x", "1")
+    run(*b, "put", "t", "y", "2")
+    for home in (a, b, a):
+        code, out, _ = run(*home, "sync", "--folder", str(folder), "--json")
+        assert code == 0
+        assert json.loads(out)["diverged"] == {}
+    assert json.loads(run(*a, "ls", "t", "--json")[1]) == {"x": 1, "y": 2}
+    assert json.loads(run(*b, "ls", "t", "--json")[1]) == {"x": 1, "y": 2}
+
+
+def test_status_reports_held_in_folder_and_lag(run: Run, tmp_path: Path, folder: Path) -> None:
+    a, b = ("--home", str(tmp_path / "a")), ("--home", str(tmp_path / "b"))
+    run(*a, "init")
+    run(*b, "init")
+    for n in range(3):
+        run(*a, "put", "t", f"k{n}", "1")
+    run(*a, "sync", "--folder", str(folder))
+    code, out, _ = run(*b, "status", "--folder", str(folder), "--json")
+    assert code == 0
+    [row] = [r for r in json.loads(out)["origins"] if not r["this_device"]]
+    assert (row["held"], row["in_folder"], row["lag"]) == (0, 3, 3)
+    assert "this device" in run(*b, "status", "--folder", str(folder))[1]
+
+
+def test_sync_with_a_missing_folder_fails_clearly(run: Run, tmp_path: Path) -> None:
+    run("--home", str(tmp_path / "a"), "init")
+    code, _, err = run("--home", str(tmp_path / "a"), "sync", "--folder",
+                       str(tmp_path / "missing"))
+    assert code == 1
+    assert "does not exist" in err
+
+
+def test_sync_refuses_a_folder_that_is_not_a_peer_log_folder(run: Run, tmp_path: Path) -> None:
+    run("--home", str(tmp_path / "a"), "init")
+    documents = tmp_path / "Documents"
+    documents.mkdir()
+    (documents / "thesis.docx").write_text("draft")
+    code, _, err = run("--home", str(tmp_path / "a"), "sync", "--folder", str(documents))
+    assert code == 1
+    assert "not a peerlog shared folder" in err
+    assert sorted(p.name for p in documents.iterdir()) == ["thesis.docx"]
+
+
+def test_doctor_lists_problems_and_ignored_files(run: Run, tmp_path: Path,
+                                                 folder: Path) -> None:
+    run("--home", str(tmp_path / "a"), "init")
+    run("--home", str(tmp_path / "a"), "put", "t", "k", "1")
+    run("--home", str(tmp_path / "a"), "sync", "--folder", str(folder))
+    code, out, _ = run("doctor", "--folder", str(folder), "--json")
+    assert (code, json.loads(out)["healthy"]) == (0, True)
+    [device] = [p for p in folder.iterdir() if p.is_dir()]
+    (device / ".DS_Store").write_bytes(b"x")
+    segment = next(device.glob("*.plog"))
+    segment.write_bytes(segment.read_bytes()[:-3] + b"\xff\xff\xff")
+    code, out, _ = run("doctor", "--folder", str(folder), "--json")
+    report = json.loads(out)
+    assert code == 1
+    assert [p["kind"] for p in report["problems"]] == ["corrupt"]
+    assert any(i["reason"] == "operating-system metadata" for i in report["ignored"])
+    code, out, _ = run("doctor", "--folder", str(folder))
+    assert code == 1
+    assert "corrupt" in out
+
+
+def test_the_demo_converges(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "peerlog.cli", "demo", "--devices", "3",
+                           "--changes", "300", "--dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "converged" in done.stdout

@@ -1,0 +1,148 @@
+"""Publisher and ingester: devices converge through a shared folder."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from peerlog import (
+    DivergenceError,
+    FileLog,
+    FileLogIngester,
+    FileLogPublisher,
+    SqliteOplog,
+    StateStore,
+)
+from tests.helpers import peer, wait_until
+
+
+def backup(source: Path, target: Path) -> None:
+    """A consistent copy of a live database, as a backup tool makes."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+async def sync(store: StateStore, log: FileLog) -> None:
+    await FileLogPublisher(store.oplog, log).run_once()
+    await FileLogIngester(log, store.oplog).run_once()
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Path:
+    root = tmp_path / "shared"
+    root.mkdir()
+    return root
+
+
+async def test_publisher_writes_the_own_origin_only(tmp_path: Path, shared: Path) -> None:
+    async with SqliteOplog(tmp_path / "a.db", origin=peer(1)) as oplog:
+        await oplog.append_many([b"x", b"y"])
+        await oplog.apply(peer(7), 0, (await oplog.read_since(peer(1), 0))[0][1])
+        log = FileLog(shared, peer(1))
+        assert await FileLogPublisher(oplog, log).run_once() == 2
+        assert await FileLogPublisher(oplog, log).run_once() == 0
+        assert os.listdir(shared) == [str(peer(1))]
+        assert FileLog(shared, peer(9)).read_entries(peer(1), 0) == \
+            await oplog.read_since(peer(1), 0)
+        await log.close()
+
+
+async def test_publisher_resumes_from_the_file_log_extent(tmp_path: Path, shared: Path) -> None:
+    async with SqliteOplog(tmp_path / "a.db", origin=peer(1)) as oplog:
+        await oplog.append_many([b"%d" % i for i in range(10)])
+        log = FileLog(shared, peer(1))
+        log.append_many(0, [e for _, e in await oplog.read_since(peer(1), 0, 4)])
+        assert await FileLogPublisher(oplog, log).run_once() == 6
+        await log.close()
+
+
+async def test_a_device_restored_from_backup_takes_its_entries_back(
+        tmp_path: Path, shared: Path) -> None:
+    async with SqliteOplog(tmp_path / "a.db", origin=peer(1)) as oplog:
+        await oplog.append_many([b"one", b"two"])
+        backup(tmp_path / "a.db", tmp_path / "backup.db")
+        await oplog.append_many([b"three"])
+        log = FileLog(shared, peer(1))
+        await FileLogPublisher(oplog, log).run_once()
+        await log.close()
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"a.db{suffix}").unlink(missing_ok=True)
+    backup(tmp_path / "backup.db", tmp_path / "a.db")  # the restore
+    async with SqliteOplog(tmp_path / "a.db") as restored:
+        log = FileLog(shared, peer(1))
+        assert await FileLogPublisher(restored, log).run_once() == 0
+        assert (await restored.cursors()).of(peer(1)) == 3
+        index, _ = await restored.append(b"four")
+        assert index == 3
+        assert await FileLogPublisher(restored, log).run_once() == 1
+        await log.close()
+
+
+async def test_a_restored_device_that_wrote_again_refuses_to_fork(
+        tmp_path: Path, shared: Path) -> None:
+    async with SqliteOplog(tmp_path / "a.db", origin=peer(1)) as oplog:
+        await oplog.append_many([b"one", b"two", b"three"])
+        log = FileLog(shared, peer(1))
+        await FileLogPublisher(oplog, log).run_once()
+        await log.close()
+    async with SqliteOplog(tmp_path / "b.db", origin=peer(1)) as clone:
+        await clone.append_many([b"one'", b"two'"])  # the same indexes, other entries
+        log = FileLog(shared, peer(1))
+        before = sorted(p.stat().st_size for p in (shared / str(peer(1))).iterdir())
+        with pytest.raises(DivergenceError, match="refusing to publish"):
+            await FileLogPublisher(clone, log).run_once()
+        assert sorted(p.stat().st_size for p in (shared / str(peer(1))).iterdir()) == before
+        await log.close()
+
+
+async def test_two_devices_converge_through_the_folder(tmp_path: Path, shared: Path) -> None:
+    async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "b.db") as b:
+        log_a, log_b = FileLog(shared, a.origin), FileLog(shared, b.origin)
+        await a.put("todo", "1", {"title": "milk"})
+        await b.put("todo", "2", {"title": "eggs"})
+        await b.delete("todo", "1")
+        for _ in range(2):
+            await sync(a, log_a)
+            await sync(b, log_b)
+        assert await a.items("todo") == await b.items("todo")
+        assert await a.state_hash() == await b.state_hash()
+        await log_a.close()
+        await log_b.close()
+
+
+async def test_ingester_skips_its_own_origin(tmp_path: Path, shared: Path) -> None:
+    async with SqliteOplog(tmp_path / "a.db", origin=peer(1)) as oplog:
+        log = FileLog(shared, peer(1))
+        log.append_many(0, [(await oplog.append(b"x"))[1]])
+        ingester = FileLogIngester(log, oplog)
+        assert await ingester.run_once() == 0
+        await log.close()
+
+
+async def test_live_drivers_converge_and_cancel_cleanly(tmp_path: Path, shared: Path) -> None:
+    async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "b.db") as b:
+        logs = [FileLog(shared, s.origin, poll_interval=0.05) for s in (a, b)]
+        tasks = [asyncio.create_task(driver.run()) for s, log in zip((a, b), logs, strict=True)
+                 for driver in (FileLogPublisher(s.oplog, log), FileLogIngester(log, s.oplog))]
+        try:
+            for n in range(20):
+                await (a if n % 2 else b).put("t", f"k{n}", n)
+            async def converged() -> bool:
+                ca, cb = await a.oplog.cursors(), await b.oplog.cursors()
+                return ca == cb and sum(ca.values()) == 20
+
+            await wait_until(converged)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for log in logs:
+                await log.close()
+        assert await a.state_hash() == await b.state_hash()
+        assert len(await a.items("t")) == 20
