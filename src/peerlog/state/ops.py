@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,3 +83,46 @@ def decode_op(payload: bytes) -> Op | None:
     except UnicodeDecodeError:
         return None
     return Op(table, key, payload[end:] if op == PUT else None)
+
+
+Rank = tuple[int, int, bytes]
+"""``(ts, deleted, value bytes)``: the greater rank wins a key."""
+
+
+def collapse(rows: Sequence[tuple[int | None, bytes]], start: int
+             ) -> list[tuple[str, str, Rank, int]]:
+    """The winning operation per key among log slots ``start, start+1, …``.
+
+    Returns ``(table, key, rank, index)`` for each key touched.  Slots that
+    are markers (``ts`` None) or not state operations are skipped.  This is
+    the hot path of applying a batch: names are grouped as raw bytes and only
+    the winners' are decoded.
+    """
+    unpack = _HEAD.unpack_from
+    size = _HEAD.size
+    best: dict[bytes, tuple[Rank, int]] = {}
+    for index, (ts, payload) in enumerate(rows, start):
+        if ts is None or len(payload) < size:
+            continue
+        op, tlen, klen = unpack(payload)
+        end = size + tlen + klen
+        if op == PUT and len(payload) >= end:
+            rank: Rank = (ts, 0, payload[end:])
+        elif op == DELETE and len(payload) == end:
+            rank = (ts, 1, b"")
+        else:
+            continue
+        names = payload[1:end]
+        held = best.get(names)
+        if held is None or rank > held[0]:
+            best[names] = (rank, index)
+    out = []
+    for names, (rank, index) in best.items():
+        tlen, klen = struct.unpack_from(">HH", names)
+        try:
+            table = names[4:4 + tlen].decode()
+            key = names[4 + tlen:4 + tlen + klen].decode()
+        except UnicodeDecodeError:
+            continue  # not a state operation after all
+        out.append((table, key, rank, index))
+    return out

@@ -13,14 +13,11 @@ erasures are rare), so the view stays a pure function of the held entries.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Sequence
 from uuid import UUID
 
-from peerlog.state.ops import Op, decode_op
-
-log = logging.getLogger(__name__)
+from peerlog.state.ops import Op, collapse, decode_op
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS peerlog_state(
@@ -54,18 +51,13 @@ class LwwView:
 
     def applied(self, conn: sqlite3.Connection, peer: UUID, start: int,
                 rows: Sequence[tuple[int | None, bytes]]) -> None:
-        raw = peer.bytes
-        upserts = []
-        for index, (ts, payload) in enumerate(rows, start):
-            if ts is None:
-                continue  # a marker in a fresh slot: the operation was erased unseen
-            op = decode_op(payload)
-            if op is None:
-                log.debug("entry %s/%d is not a state operation; ignored", peer, index)
-                continue
-            upserts.append(_row(op, ts, raw, index))
-        if upserts:
-            conn.executemany(_UPSERT, upserts)
+        # The state is a max over ranks, so within one batch only the
+        # highest-ranked operation per key can matter: one upsert per key.
+        winners = collapse(rows, start)
+        if winners:
+            raw = peer.bytes
+            conn.executemany(_UPSERT, [(table, key, ts, deleted, value, raw, index)
+                                       for table, key, (ts, deleted, value), index in winners])
 
     def erased(self, conn: sqlite3.Connection, peer: UUID, indexes: list[int]) -> None:
         raw = peer.bytes
