@@ -6,7 +6,7 @@ implementation detail.
 
 from peerlog.drivers import FileLogIngester, FileLogPublisher, Puller, pull
 from peerlog.filelog import FileLog, FolderDiagnosis, Ignored, OriginReport, Problem
-from peerlog.oplog import ApplyHook, SqliteOplog
+from peerlog.oplog import ApplyHook, PostgresOplog, SqliteOplog
 from peerlog.state import Change, StateStore
 from peerlog.sync import (
     DIGEST_SIZE,
@@ -43,6 +43,7 @@ from peerlog.sync import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "PostgresOplog",
     "StateStore",
     "Change",
     "pull",

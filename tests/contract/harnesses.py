@@ -12,8 +12,18 @@ from pathlib import Path
 from typing import Protocol
 from uuid import UUID, uuid4
 
-from peerlog import DecodedEntry, Entry, Expunged, FileLog, LogSource, Replica, SqliteOplog
+from peerlog import (
+    DecodedEntry,
+    Entry,
+    Expunged,
+    FileLog,
+    LogSource,
+    PostgresOplog,
+    Replica,
+    SqliteOplog,
+)
 from tests.helpers import ORIGINALS
+from tests.pg import cluster
 
 
 class SourceHarness(Protocol):
@@ -106,9 +116,40 @@ class FileLogHarness:
             await log.close()
 
 
-REPLICA_KINDS: dict[str, type[SqliteHarness]] = {
+class PostgresHarness:
+    """A fresh schema on the session's real PostgreSQL server."""
+
+    name = "postgres"
+
+    def __init__(self, tmp: Path) -> None:
+        self.dsn = cluster().fresh_schema()
+        self._opened: list[PostgresOplog] = []
+
+    async def open(self) -> Replica:
+        oplog = PostgresOplog(self.dsn)
+        self._opened.append(oplog)
+        return await oplog.open()
+
+    async def open_source(self) -> LogSource:
+        return await self.open()
+
+    async def seed(self, peer: UUID, entries: Sequence[DecodedEntry]) -> None:
+        replica = await self.open()
+        await replica.apply_many(peer, 0, entries)
+
+    def opener_expr(self) -> str:
+        return f"peerlog.PostgresOplog({self.dsn!r})"
+
+    async def close_all(self) -> None:
+        for oplog in self._opened:
+            await oplog.close()
+
+
+ReplicaKind = type[SqliteHarness] | type[PostgresHarness]
+REPLICA_KINDS: dict[str, ReplicaKind] = {
     "sqlite": SqliteHarness,
+    "postgres": PostgresHarness,
 }
-SOURCE_KINDS: dict[str, type[SqliteHarness] | type[FileLogHarness]] = {
+SOURCE_KINDS: dict[str, ReplicaKind | type[FileLogHarness]] = {
     **REPLICA_KINDS, "filelog": FileLogHarness,
 }

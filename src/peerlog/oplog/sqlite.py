@@ -32,22 +32,21 @@ from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
 
+from peerlog.oplog.batch import Row, decode_rows, encode_entries, plan_batch
 from peerlog.oplog.hooks import ApplyHook
 from peerlog.sync.batch import gc_paused
 from peerlog.sync.cursors import CursorStream, PeerCursors
-from peerlog.sync.entry import DecodedEntry, Entry, Expunged, check_entry
+from peerlog.sync.entry import DecodedEntry, Entry
 from peerlog.sync.errors import (
     BackendError,
     ClockSkewError,
     ClosedError,
     CodecError,
-    CursorMismatchError,
     IdentityError,
     SyncError,
 )
 from peerlog.sync.faces import Applied
 from peerlog.sync.hlc import Hlc
-from peerlog.sync.rules import SlotAction, reconcile
 from peerlog.sync.watch import CursorHub
 
 log = logging.getLogger(__name__)
@@ -57,8 +56,6 @@ DEFAULT_READ_BATCH = 10_000
 """Entries `read_since` returns per call when no smaller ``limit`` is given."""
 
 _T = TypeVar("_T")
-_new_tuple = tuple.__new__
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS peerlog_meta(
     key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -68,30 +65,6 @@ CREATE TABLE IF NOT EXISTS peerlog_entries(
     peer INTEGER NOT NULL, idx INTEGER NOT NULL, ts INTEGER, body BLOB NOT NULL,
     PRIMARY KEY (peer, idx)) WITHOUT ROWID;
 """
-
-
-def decode_rows(rows: list[tuple[int, int | None, bytes]]) -> list[tuple[int, DecodedEntry]]:
-    """Turn ``(idx, ts, body)`` rows into ``(index, entry)`` pairs; ``ts NULL`` is a marker."""
-    new = _new_tuple
-    return [
-        (i, new(Entry, (ts, body)))
-        if ts is not None
-        else (i, new(Expunged, (body,)))
-        for i, ts, body in rows
-    ]
-
-
-def encode_entries(entries: Sequence[DecodedEntry]) -> list[tuple[int | None, bytes]]:
-    """Validate entries and turn them into ``(ts, body)`` column pairs."""
-    out: list[tuple[int | None, bytes]] = []
-    append = out.append
-    for entry in entries:
-        check_entry(entry)
-        if type(entry) is Entry:
-            append((entry.ts, entry.payload))
-        else:
-            append((None, entry.digest))
-    return out
 
 
 class SqliteOplog:
@@ -302,7 +275,7 @@ class SqliteOplog:
         loop: asyncio.AbstractEventLoop,
         peer: UUID,
         start: int,
-        rows: list[tuple[int | None, bytes]],
+        rows: list[Row],
     ) -> int:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
@@ -310,63 +283,46 @@ class SqliteOplog:
             pid = self._pid(peer, create=True)
             assert pid is not None
             next_index = self._next_index(pid)
-            if start > next_index:
-                raise CursorMismatchError(next_index, start, peer=peer)
-            new = 0
-            held_end = min(next_index, start + len(rows))
-            if start < held_end:
-                new += self._reconcile_held(pid, peer, start, rows[: held_end - start])
-            tail = rows[held_end - start:]
-            if tail:
+            plan = plan_batch(peer, start, rows, next_index, lambda lo, hi: conn.execute(
+                "SELECT idx, ts, body FROM peerlog_entries WHERE peer = ? AND idx >= ?"
+                " AND idx < ? ORDER BY idx", (pid, lo, hi)).fetchall())
+            if plan.erase:
+                conn.executemany(
+                    "UPDATE peerlog_entries SET ts = NULL, body = ? WHERE peer = ? AND idx = ?",
+                    [(digest, pid, index) for index, digest in plan.erase])
+                for hook in self._hooks:
+                    hook.erased(conn, peer, [index for index, _ in plan.erase])
+            if plan.tail:
                 conn.executemany(
                     "INSERT INTO peerlog_entries(peer, idx, ts, body) VALUES (?, ?, ?, ?)",
-                    [(pid, i, ts, body) for i, (ts, body) in enumerate(tail, held_end)],
+                    [(pid, i, ts, body) for i, (ts, body) in enumerate(plan.tail,
+                                                                        plan.tail_start)],
                 )
-                new_next = held_end + len(tail)
-                conn.execute(
-                    "UPDATE peerlog_peers SET next_index = ? WHERE id = ?", (new_next, pid)
-                )
+                conn.execute("UPDATE peerlog_peers SET next_index = ? WHERE id = ?",
+                             (plan.tail_start + len(plan.tail), pid))
                 for hook in self._hooks:
-                    hook.applied(conn, peer, held_end, tail)
-                newest = max((ts for ts, _ in tail if ts is not None), default=None)
-                if newest is not None:
-                    try:
-                        self._hlc.observe(newest)
-                    except ClockSkewError as exc:
-                        log.warning("not advancing the clock for peer %s: %s", peer, exc)
-                    self._save_clock()
-                new += len(tail)
+                    hook.applied(conn, peer, plan.tail_start, plan.tail)
+                self._observe(plan.tail, peer)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             # The peer row may have been created by this very transaction.
             self._pids.pop(peer, None)
             raise
-        if start + len(rows) > next_index:
-            self._announce(loop, {peer: start + len(rows)})
-        return new
+        if plan.tail:
+            self._announce(loop, {peer: plan.tail_start + len(plan.tail)})
+        return plan.new
 
-    def _reconcile_held(
-        self, pid: int, peer: UUID, start: int, offered: list[tuple[int | None, bytes]]
-    ) -> int:
-        held = self._conn.execute(
-            "SELECT idx, ts, body FROM peerlog_entries WHERE peer = ? AND idx >= ? AND idx < ?"
-            " ORDER BY idx",
-            (pid, start, start + len(offered)),
-        ).fetchall()
-        erase: list[tuple[bytes, int, int]] = []
-        for (index, held_entry), (ts, body) in zip(decode_rows(held), offered, strict=True):
-            offer: DecodedEntry = Entry(ts, body) if ts is not None else Expunged(body)
-            if reconcile(peer, index, held_entry, offer) is SlotAction.ERASE:
-                erase.append((body, pid, index))
-        if erase:
-            self._conn.executemany(
-                "UPDATE peerlog_entries SET ts = NULL, body = ? WHERE peer = ? AND idx = ?",
-                erase,
-            )
-            for hook in self._hooks:
-                hook.erased(self._conn, peer, [index for _, _, index in erase])
-        return len(erase)
+    def _observe(self, rows: list[Row], peer: UUID) -> None:
+        """Advance the clock past remote timestamps (within the drift bound) and save it."""
+        newest = max((ts for ts, _ in rows if ts is not None), default=None)
+        if newest is None:
+            return
+        try:
+            self._hlc.observe(newest)
+        except ClockSkewError as exc:
+            log.warning("not advancing the clock for peer %s: %s", peer, exc)
+        self._save_clock()
 
     async def append(self, payload: bytes) -> tuple[int, Entry]:
         """Record a local change: the origin's next index and a fresh HLC timestamp."""

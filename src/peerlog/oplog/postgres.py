@@ -1,0 +1,310 @@
+"""`PostgresOplog`: the oplog contract on PostgreSQL, for a relay many devices share.
+
+Schema (version 1), in the connection's current schema::
+
+    peerlog_meta(key text PRIMARY KEY, value bytea)
+    peerlog_peers(peer uuid PRIMARY KEY, next_index bigint)     -- the cursors
+    peerlog_entries(peer uuid, idx bigint, ts bigint, body bytea,
+                    PRIMARY KEY (peer, idx))                    -- ts NULL: a marker
+
+Concurrency: `apply_many` locks the origin's cursor row (``SELECT … FOR
+UPDATE``) at READ COMMITTED, so concurrent deliveries of one origin from many
+connections serialise: the second one sees the first's commit and finds its
+entries held (new=0), never a spurious error.  Different origins apply in
+parallel.  New entries go in with ``COPY``.  Each commit that moves a cursor
+sends ``pg_notify`` on a channel named after the schema, so watchers in every
+process connected to the same database wake up (``LISTEN``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from peerlog.oplog.batch import Row, decode_rows, encode_entries, plan_batch
+from peerlog.sync.cursors import CursorStream, PeerCursors
+from peerlog.sync.entry import DecodedEntry
+from peerlog.sync.errors import (
+    BackendError,
+    ClosedError,
+    CodecError,
+    IdentityError,
+    SyncError,
+)
+from peerlog.sync.faces import Applied
+from peerlog.sync.watch import CursorHub
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DEFAULT_READ_BATCH = 10_000
+_T = TypeVar("_T")
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS peerlog_meta(key text PRIMARY KEY, value bytea NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS peerlog_peers(peer uuid PRIMARY KEY, next_index bigint NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS peerlog_entries(
+        peer uuid NOT NULL, idx bigint NOT NULL, ts bigint, body bytea NOT NULL,
+        PRIMARY KEY (peer, idx))""",
+]
+
+
+class PostgresOplog:
+    """A `Replica` on PostgreSQL.  ``dsn`` is a libpq connection string or URL.
+
+    Opens lazily (or with `open` / ``async with``): the constructor does no
+    I/O; opening gives up after ``connect_timeout`` seconds.  ``origin`` is
+    created and persisted on first open when ``None``.
+    Every psycopg failure is a `BackendError` with the cause; use after
+    `close` is `ClosedError`.
+    """
+
+    def __init__(self, dsn: str, origin: UUID | None = None, *,
+                 read_batch: int = DEFAULT_READ_BATCH, pool_size: int = 4,
+                 connect_timeout: float = 30.0) -> None:
+        self._dsn = dsn
+        self._wanted_origin = origin
+        self._origin: UUID | None = None
+        self._read_batch = read_batch
+        self._connect_timeout = connect_timeout
+        self._pool = AsyncConnectionPool(dsn, min_size=1, max_size=pool_size, open=False,
+                                         kwargs={"autocommit": True})
+        self._opened = False
+        self._closed = False
+        self._open_lock = asyncio.Lock()
+        self._channel = ""
+        self._listener: asyncio.Task[None] | None = None
+        self._hub = CursorHub(self.cursors, on_first=self._start_listening,
+                              on_last=self._stop_listening)
+
+    # -- opening --------------------------------------------------------------
+
+    async def open(self) -> PostgresOplog:
+        """Connect, create the schema if missing, settle the origin. Idempotent."""
+        if self._closed:
+            raise ClosedError("the PostgreSQL oplog is closed")
+        if self._opened:
+            return self
+        async with self._open_lock:
+            if self._opened:
+                return self
+            try:
+                await self._pool.open(wait=True, timeout=self._connect_timeout)
+                async with self._pool.connection() as conn, conn.transaction():
+                    # One opener at a time creates the schema and the origin.
+                    await conn.execute("SELECT pg_advisory_xact_lock(7271001)")
+                    for statement in _SCHEMA:
+                        await conn.execute(statement)
+                    await self._settle_meta(conn)
+                    row = await (await conn.execute("SELECT current_schema()")).fetchone()
+                    assert row is not None
+                    self._channel = f"peerlog_cursors_{row[0]}"
+            except psycopg.Error as exc:
+                await self._pool.close()
+                raise BackendError(f"cannot open PostgreSQL oplog: {exc}") from exc
+            except BaseException:
+                await self._pool.close()
+                raise
+            self._opened = True
+        return self
+
+    async def _settle_meta(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        rows = await (await conn.execute("SELECT key, value FROM peerlog_meta")).fetchall()
+        meta = {k: bytes(v) for k, v in rows}
+        version = int(meta.get("schema_version", str(SCHEMA_VERSION).encode()))
+        if version > SCHEMA_VERSION:
+            raise BackendError(f"the database has oplog schema version {version}; this "
+                               f"peerlog reads at most {SCHEMA_VERSION}: upgrade peerlog")
+        stored = meta.get("origin")
+        if stored is None:
+            chosen = self._wanted_origin or uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO peerlog_meta(key, value) VALUES ('origin', %s),"
+                " ('schema_version', %s)", (chosen.bytes, str(SCHEMA_VERSION).encode()))
+        else:
+            chosen = UUID(bytes=stored)
+            if self._wanted_origin is not None and self._wanted_origin != chosen:
+                raise IdentityError(f"the database belongs to origin {chosen}, "
+                                    f"not {self._wanted_origin}")
+        self._origin = chosen
+
+    @property
+    def origin(self) -> UUID:
+        """This store's peer id (known once opened)."""
+        if self._origin is None:
+            raise ClosedError("the PostgreSQL oplog is not open yet: await open() first")
+        return self._origin
+
+    # -- plumbing -------------------------------------------------------------
+
+    async def _with_conn(self, fn: Callable[[psycopg.AsyncConnection[Any]], Awaitable[_T]]
+                         ) -> _T:
+        if self._closed:
+            raise ClosedError("the PostgreSQL oplog is closed")
+        await self.open()
+        try:
+            async with self._pool.connection() as conn:
+                return await fn(conn)
+        except psycopg.Error as exc:
+            raise BackendError(f"PostgreSQL oplog: {exc}") from exc
+
+    # -- the write side -------------------------------------------------------
+
+    async def apply(self, peer: UUID, index: int, entry: DecodedEntry) -> Applied:
+        """Store ``entry`` at ``(peer, index)``; see SPEC.md for the rules."""
+        return Applied(new=await self.apply_many(peer, index, (entry,)) == 1)
+
+    async def apply_many(self, peer: UUID, start_index: int,
+                         entries: Sequence[DecodedEntry]) -> int:
+        """Store a batch of ``peer``'s entries from ``start_index`` in one transaction."""
+        if not isinstance(peer, UUID):
+            raise CodecError(f"peer must be a UUID, got {type(peer).__name__}")
+        if type(start_index) is not int or start_index < 0:
+            raise CodecError(f"start index must be a non-negative int, got {start_index!r}")
+        rows = encode_entries(entries)
+        if not rows:
+            return 0
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
+            async with conn.transaction():
+                return await self._apply_in(conn, peer, start_index, rows)
+
+        return await self._with_conn(work)
+
+    async def _apply_in(self, conn: psycopg.AsyncConnection[Any], peer: UUID, start: int,
+                        rows: list[Row]) -> int:
+        await conn.execute("INSERT INTO peerlog_peers(peer, next_index) VALUES (%s, 0)"
+                           " ON CONFLICT (peer) DO NOTHING", (peer,))
+        cur = await conn.execute(
+            "SELECT next_index FROM peerlog_peers WHERE peer = %s FOR UPDATE", (peer,))
+        row = await cur.fetchone()
+        assert row is not None
+        next_index = int(row[0])
+        held: list[tuple[int, int | None, bytes]] = []
+        if start < next_index:
+            cur = await conn.execute(
+                "SELECT idx, ts, body FROM peerlog_entries WHERE peer = %s AND idx >= %s"
+                " AND idx < %s ORDER BY idx",
+                (peer, start, min(next_index, start + len(rows))))
+            held = [(i, ts, bytes(b)) for i, ts, b in await cur.fetchall()]
+        plan = plan_batch(peer, start, rows, next_index, lambda _lo, _hi: held)
+        if plan.erase:
+            async with conn.cursor() as c:
+                await c.executemany(
+                    "UPDATE peerlog_entries SET ts = NULL, body = %s WHERE peer = %s"
+                    " AND idx = %s", [(digest, peer, index) for index, digest in plan.erase])
+        if plan.tail:
+            async with conn.cursor() as c, c.copy(
+                    "COPY peerlog_entries (peer, idx, ts, body) FROM STDIN") as copy:
+                for i, (ts, body) in enumerate(plan.tail, plan.tail_start):
+                    await copy.write_row((peer, i, ts, body))
+            end = plan.tail_start + len(plan.tail)
+            await conn.execute("UPDATE peerlog_peers SET next_index = %s WHERE peer = %s",
+                               (end, peer))
+            await conn.execute("SELECT pg_notify(%s, %s)", (self._channel, f"{peer} {end}"))
+        return plan.new
+
+    # -- the read side --------------------------------------------------------
+
+    async def read_since(self, peer: UUID, from_index: int,
+                         limit: int | None = None) -> list[tuple[int, DecodedEntry]]:
+        """Up to ``min(limit, read_batch)`` entries of ``peer`` from ``from_index``."""
+        if type(from_index) is not int or from_index < 0:
+            raise CodecError(f"from_index must be a non-negative int, got {from_index!r}")
+        bound = self._read_batch if limit is None else min(limit, self._read_batch)
+        if bound <= 0:
+            return []
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> list[tuple[int, DecodedEntry]]:
+            cur = await conn.execute(
+                "SELECT idx, ts, body FROM peerlog_entries WHERE peer = %s AND idx >= %s"
+                " ORDER BY idx LIMIT %s", (peer, from_index, bound), binary=True)
+            return decode_rows(await cur.fetchall())
+
+        return await self._with_conn(work)
+
+    async def cursors(self) -> PeerCursors:
+        """Every origin's next index (one row per origin)."""
+        async def work(conn: psycopg.AsyncConnection[Any]) -> PeerCursors:
+            cur = await conn.execute(
+                "SELECT peer, next_index FROM peerlog_peers WHERE next_index > 0")
+            return PeerCursors({p: int(n) for p, n in await cur.fetchall()})
+
+        return await self._with_conn(work)
+
+    def watch_cursors(self) -> CursorStream:
+        """A `Snapshot`, then `Advanced` deltas from every process (``LISTEN/NOTIFY``)."""
+        if self._closed:
+            raise ClosedError("the PostgreSQL oplog is closed")
+        return self._hub.watch()
+
+    # -- notifications --------------------------------------------------------
+
+    def _start_listening(self) -> None:
+        self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+    def _stop_listening(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            self._listener = None
+
+    async def _listen(self) -> None:
+        """One dedicated connection LISTENs; reconnects after a failure."""
+        while not self._closed:
+            try:
+                await self.open()
+                async with await psycopg.AsyncConnection.connect(self._dsn,
+                                                                 autocommit=True) as conn:
+                    await conn.execute(sql.SQL("LISTEN {}").format(
+                        sql.Identifier(self._channel)))
+                    # Anything committed while (re)connecting: a fresh snapshot.
+                    self._hub.publish(await self.cursors())
+                    async for note in _notifies(conn):
+                        peer_text, _, index_text = note.partition(" ")
+                        try:
+                            self._hub.publish({UUID(peer_text): int(index_text)})
+                        except ValueError:
+                            log.warning("ignoring malformed cursor notification %r", note)
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, SyncError, OSError) as exc:
+                log.warning("cursor notifications interrupted (%s); reconnecting", exc)
+                await asyncio.sleep(0.5)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def close(self) -> None:
+        """End every watch and close the pool. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._hub.close()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        await self._pool.close()
+
+    async def __aenter__(self) -> PostgresOplog:
+        return await self.open()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<PostgresOplog origin={self._origin} {'closed' if self._closed else 'open'}>"
+
+
+async def _notifies(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[str]:
+    async for note in conn.notifies():
+        yield note.payload
