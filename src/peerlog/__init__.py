@@ -6,10 +6,12 @@ implementation detail.
 
 from peerlog.drivers import FileLogIngester, FileLogPublisher, Puller, pull
 from peerlog.filelog import FileLog, FolderDiagnosis, Ignored, OriginReport, Problem
+from peerlog.net import RemoteReplica, TokenStore
 from peerlog.oplog import ApplyHook, PostgresOplog, SqliteOplog
 from peerlog.state import Change, StateStore
 from peerlog.sync import (
     DIGEST_SIZE,
+    AccessDeniedError,
     Advanced,
     Applied,
     BackendError,
@@ -43,6 +45,9 @@ from peerlog.sync import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "RemoteReplica",
+    "TokenStore",
+    "AccessDeniedError",
     "PostgresOplog",
     "StateStore",
     "Change",

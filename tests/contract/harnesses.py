@@ -7,6 +7,9 @@ backend to the suite is adding a harness here and to the lists at the bottom.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +25,8 @@ from peerlog import (
     Replica,
     SqliteOplog,
 )
+from peerlog.net import Grant, RemoteReplica, TokenStore
+from peerlog.net.serve import running
 from tests.helpers import ORIGINALS
 from tests.pg import cluster
 
@@ -145,10 +150,58 @@ class PostgresHarness:
             await oplog.close()
 
 
-ReplicaKind = type[SqliteHarness] | type[PostgresHarness]
+class RemoteHarness:
+    """A relay server (in this process) over a SQLite oplog, reached as a `RemoteReplica`."""
+
+    name = "remote"
+    token = "contract-suite-relay-token"
+
+    def __init__(self, tmp: Path) -> None:
+        self.path = tmp / "relay.sqlite"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: contextlib.AbstractAsyncContextManager[object] | None = None
+        self._opened: list[RemoteReplica] = []
+
+    async def open(self) -> Replica:
+        if self._server is None:
+            tokens = TokenStore()
+            tokens._grants[hashlib.sha256(self.token.encode()).hexdigest()] = Grant(None, "")
+            self._server = running(SqliteOplog(self.path, poll_interval=0.05), tokens,
+                                   "127.0.0.1", self.port)
+            await self._server.__aenter__()
+        remote = RemoteReplica(self.url, self.token)
+        self._opened.append(remote)
+        return remote
+
+    async def open_source(self) -> LogSource:
+        return await self.open()
+
+    async def seed(self, peer: UUID, entries: Sequence[DecodedEntry]) -> None:
+        replica = await self.open()
+        await replica.apply_many(peer, 0, entries)
+
+    def opener_expr(self) -> str:
+        return f"peerlog.RemoteReplica({self.url!r}, {self.token!r})"
+
+    async def close_all(self) -> None:
+        for remote in self._opened:
+            await remote.close()
+        if self._server is not None:
+            await self._server.__aexit__(None, None, None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+ReplicaKind = type[SqliteHarness] | type[PostgresHarness] | type[RemoteHarness]
 REPLICA_KINDS: dict[str, ReplicaKind] = {
     "sqlite": SqliteHarness,
     "postgres": PostgresHarness,
+    "remote": RemoteHarness,
 }
 SOURCE_KINDS: dict[str, ReplicaKind | type[FileLogHarness]] = {
     **REPLICA_KINDS, "filelog": FileLogHarness,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from pathlib import Path
 from uuid import UUID
 
@@ -12,9 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from peerlog.cli.device import CliError, home_dir, open_device, shared_folder
 from peerlog.cli.render import console, emit_json, table
-from peerlog.drivers import FileLogIngester, FileLogPublisher
+from peerlog.drivers import FileLogIngester, FileLogPublisher, Puller
 from peerlog.filelog import FileLog
+from peerlog.net import RemoteReplica, TokenStore
+from peerlog.net.serve import serve_forever
 from peerlog.state import StateStore
+from peerlog.sync.cursors import PeerCursors
+from peerlog.sync.watch import watching
 
 BIG_SYNC = 10_000
 """Above this many entries to move, `sync` shows progress bars."""
@@ -96,6 +101,10 @@ async def _sync_once(store: StateStore, log: FileLog, quiet: bool) -> dict[str, 
 
 
 async def cmd_sync(args: argparse.Namespace) -> int:
+    if bool(args.folder) == bool(args.server):
+        raise CliError("sync needs exactly one of --folder DIR or --server URL", code=2)
+    if args.server:
+        return await _sync_server(args)
     folder = shared_folder(args.folder)
     async with open_device(home_dir(args.home)) as store:
         log = FileLog(folder, store.origin)
@@ -123,6 +132,65 @@ async def cmd_sync(args: argparse.Namespace) -> int:
         finally:
             await log.close()
     return 1 if result["diverged"] else 0
+
+
+async def _sync_server(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get("PEERLOG_TOKEN")
+    if not token:
+        raise CliError("--server needs this device's token: --token T or $PEERLOG_TOKEN",
+                       code=2)
+    async with open_device(home_dir(args.home)) as store, \
+            RemoteReplica(args.server, token) as relay:
+        push = Puller(store.oplog, relay, skip=())
+        pull_in = Puller(relay, store.oplog, skip=(store.origin,))
+        mine = PeerCursors({store.origin: (await store.oplog.cursors()).of(store.origin)})
+        published = await push.catch_up(mine)
+        taken = await pull_in.run_once()
+        diverged = {str(p): str(e) for p, e in {**push.diverged, **pull_in.diverged}.items()}
+        if args.json and not args.watch:
+            emit_json({"published": published, "ingested": taken, "diverged": diverged})
+        elif not args.json:
+            console.print(f"published {published} entries, took in {taken} from {args.server}")
+        if args.watch:
+            console.print(f"following {args.server}; Ctrl-C to stop")
+            tasks = [asyncio.create_task(_push_live(store, relay)),
+                     asyncio.create_task(pull_in.run())]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+    return 1 if diverged else 0
+
+
+async def _push_live(store: StateStore, relay: RemoteReplica) -> None:
+    """Push this device's own origin whenever it advances."""
+    push = Puller(store.oplog, relay)
+    async with watching(store.oplog) as events:
+        async for event in events:
+            if store.origin in event.cursors:
+                await push.catch_up(PeerCursors({store.origin: event.cursors[store.origin]}))
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    tokens = TokenStore.load(args.tokens)
+    console.print(f"peerlog relay on http://{args.host}:{args.port} serving {args.db}")
+    await serve_forever(args.db, tokens, args.host, args.port)
+    return 0
+
+
+async def cmd_token(args: argparse.Namespace) -> int:
+    tokens = TokenStore.load(args.tokens)
+    origin = None
+    if args.device:
+        try:
+            origin = UUID(args.device)
+        except ValueError:
+            raise CliError(f"--device must be a peer id (a UUID), got {args.device!r}",
+                           code=2) from None
+    print(tokens.issue(origin, args.name))
+    return 0
 
 
 async def cmd_status(args: argparse.Namespace) -> int:

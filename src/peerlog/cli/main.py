@@ -47,9 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = command("sync", commands.cmd_sync,
                 "publish this device's log to a shared folder and take in every other")
-    p.add_argument("--folder", metavar="DIR", required=True)
+    p.add_argument("--folder", metavar="DIR")
     p.add_argument("--watch", action="store_true", help="keep following until interrupted")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--server", metavar="URL", help="a relay instead of a folder")
+    p.add_argument("--token", help="this device's token for --server (or $PEERLOG_TOKEN)")
     p = command("status", commands.cmd_status,
                 "every origin: entries held here, in the folder, and the lag")
     p.add_argument("--folder", metavar="DIR")
@@ -58,6 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
                 "what is wrong in a shared folder, and what was ignored")
     p.add_argument("--folder", metavar="DIR", required=True)
     p.add_argument("--json", action="store_true")
+    p = command("serve", commands.cmd_serve, "the relay server")
+    p.add_argument("--db", metavar="URL", required=True,
+                   help="sqlite:PATH or postgresql://USER@HOST/DB")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8470)
+    p.add_argument("--tokens", metavar="FILE", default="peerlog-tokens.json",
+                   help="the token file (see `peerlog token`)")
+    p = command("token", commands.cmd_token,
+                "issue a token for the relay: a device's (--device) or a relay's (--relay)")
+    p.add_argument("--tokens", metavar="FILE", default="peerlog-tokens.json")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--device", metavar="PEER_ID", help="may write only this origin")
+    who.add_argument("--relay", action="store_true", help="may write any origin")
+    p.add_argument("--name", default="")
     p = command("demo", commands.cmd_demo,
                 "several devices, as separate processes, converging through one folder")
     p.add_argument("--devices", type=int, default=4)

@@ -3,6 +3,7 @@
 from peerlog.sync.cursors import Advanced, CursorsEvent, CursorStream, PeerCursors, Snapshot
 from peerlog.sync.entry import DIGEST_SIZE, DecodedEntry, Entry, Expunged, PeerId
 from peerlog.sync.errors import (
+    AccessDeniedError,
     BackendError,
     ClockSkewError,
     ClosedError,
@@ -27,6 +28,7 @@ from peerlog.sync.faces import (
 from peerlog.sync.hlc import Hlc
 
 __all__ = [
+    "AccessDeniedError",
     "DIGEST_SIZE",
     "Advanced",
     "Applied",

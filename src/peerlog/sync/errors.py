@@ -77,3 +77,7 @@ class ClockSkewError(SyncError):
 
 class IdentityError(SyncError):
     """A store opened with an origin other than the one it was created for."""
+
+
+class AccessDeniedError(SyncError):
+    """A relay refused the credentials: no token, an unknown one, or a foreign origin."""

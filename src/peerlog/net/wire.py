@@ -1,0 +1,50 @@
+"""What crosses the wire between a relay and its clients.
+
+Entries travel as one file-log record (docs/file-format.md §3): the same
+columnar, checksummed bytes a segment holds, with media type
+``application/vnd.peerlog.record``.  An empty body is an empty batch.
+Cursors and watch events are JSON with string UUID keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from peerlog.filelog.format import decode_record, encode_record, scan_records
+from peerlog.sync.cursors import Advanced, CursorsEvent, PeerCursors, Snapshot
+from peerlog.sync.entry import DecodedEntry
+from peerlog.sync.errors import CodecError
+
+RECORD_TYPE = "application/vnd.peerlog.record"
+API = "/v1"
+
+
+def encode_batch(first_index: int, entries: Sequence[DecodedEntry]) -> bytes:
+    """A batch as record bytes (empty for no entries)."""
+    return encode_record(first_index, entries) if entries else b""
+
+
+def decode_batch(body: bytes, first_index: int) -> list[tuple[int, DecodedEntry]]:
+    """Record bytes back into ``(index, entry)`` pairs; `CodecError` unless exactly one
+    valid record starting at ``first_index``."""
+    if not body:
+        return []
+    scan = scan_records(body, 0, first_index)
+    if scan.stop is not None or len(scan.records) != 1 or scan.valid_end != len(body):
+        detail = scan.detail or "expected exactly one record"
+        raise CodecError(f"malformed entry batch: {detail}")
+    ref = scan.records[0]
+    return decode_record(body, ref.offset, ref.first_index, ref.count, 0, ref.count)
+
+
+def event_to_json(event: CursorsEvent) -> dict[str, Any]:
+    kind = "snapshot" if isinstance(event, Snapshot) else "advanced"
+    return {"type": kind, "cursors": event.cursors.to_json()}
+
+
+def event_from_json(obj: Any) -> CursorsEvent:
+    if not isinstance(obj, dict) or obj.get("type") not in ("snapshot", "advanced"):
+        raise CodecError(f"not a cursors event: {obj!r:.200}")
+    cursors = PeerCursors.from_json(obj.get("cursors"))
+    return Snapshot(cursors) if obj["type"] == "snapshot" else Advanced(cursors)
