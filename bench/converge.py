@@ -1,6 +1,6 @@
 """Time for N devices to converge through a local shared folder, beside the raw rate.
 
-    python bench/converge.py [--changes C] [--devices 2,4,8]
+    python -m bench.converge [--changes C] [--devices 2,4,8]
 
 Each device is a `StateStore` that made C changes offline (last-writer-wins
 puts over 1,000 keys).  Timed: every device publishes its log

@@ -1,6 +1,6 @@
 """FileLog append and read throughput beside plain file I/O of the same bytes, same run.
 
-    python bench/filelog.py [--entries N] [--batch B] [--rounds R]
+    python -m bench.filelog [--entries N] [--batch B] [--rounds R]
 
 - append: N entries of 100-byte payloads, B per ``append_many`` (one fsync
   each).  Raw: the same serialized entries written with plain buffered

@@ -1,6 +1,6 @@
 """SqliteOplog throughput beside bare sqlite3 on the same rows, in the same run.
 
-    python bench/oplog.py [--entries N] [--batch B] [--rounds R]
+    python -m bench.oplog [--entries N] [--batch B] [--rounds R]
 
 - apply_many: N entries of 100-byte payloads from 4 origins, B per call, into
   a fresh database; raw: ``executemany`` of the same rows, B per transaction,

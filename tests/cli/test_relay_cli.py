@@ -1,0 +1,73 @@
+"""`peerlog token`, `peerlog serve` and `peerlog sync --server`, as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.relay_load import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def peerlog(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "peerlog.cli", *argv], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, env=env)
+
+
+def test_two_devices_sync_through_a_relay(tmp_path: Path) -> None:
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    ids = [json.loads(peerlog("--home", h, "init", "--json").stdout)["peer_id"] for h in (a, b)]
+    tokens = str(tmp_path / "tokens.json")
+    token_a, token_b = (peerlog("token", "--tokens", tokens, "--device", i).stdout.strip()
+                        for i in ids)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "peerlog.cli", "serve", "--db", f"sqlite:{tmp_path}/relay.db",
+         "--port", str(port), "--tokens", tokens], cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/v1/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        peerlog("--home", a, "put", "notes", "n1", '"from a"')
+        peerlog("--home", b, "put", "notes", "n2", '"from b"')
+        for home, token in ((a, token_a), (b, token_b), (a, token_a)):
+            done = peerlog("--home", home, "sync", "--server", url, "--token", token, "--json")
+            assert done.returncode == 0, done.stderr
+        for home in (a, b):
+            listing = peerlog("--home", home, "ls", "notes", "--json")
+            assert json.loads(listing.stdout) == {"n1": "from a", "n2": "from b"}
+        # A device token cannot be used to write another device's changes.
+        peerlog("--home", b, "put", "notes", "n3", '"from b again"')
+        stolen = peerlog("--home", b, "sync", "--server", url, "--token", token_a)
+        assert stolen.returncode == 1
+        assert "403" in stolen.stderr
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_sync_needs_a_token_for_a_server(tmp_path: Path) -> None:
+    peerlog("--home", str(tmp_path / "a"), "init")
+    done = peerlog("--home", str(tmp_path / "a"), "sync", "--server", "http://127.0.0.1:1",
+                   env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2
+    assert "token" in done.stderr
+
+
+@pytest.mark.parametrize("db", ["mysql://nope", "nonsense"])
+def test_serve_refuses_an_unknown_database_url(tmp_path: Path, db: str) -> None:
+    done = peerlog("serve", "--db", db, "--tokens", str(tmp_path / "t.json"))
+    assert done.returncode == 1
+    assert "sqlite:PATH or postgresql" in done.stderr
