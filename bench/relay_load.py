@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -33,14 +32,11 @@ from peerlog import (
     SqliteOplog,
     TokenStore,
 )
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def device_entry(device: int, index: int) -> Entry:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from uuid import UUID
@@ -47,3 +48,10 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], within: float = 1
             return
         await asyncio.sleep(step)
     raise TimeoutError(f"condition still false after {within} s")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -11,7 +11,6 @@ import atexit
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,16 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 
 def _bin(name: str) -> str | None:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     return found[-1] if found else shutil.which(name)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PgCluster:
@@ -40,7 +37,7 @@ class PgCluster:
         self.pg_ctl = pg_ctl
         self.root = Path(tempfile.mkdtemp(prefix="peerlog-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         # initdb refuses to run as root: run the server as the postgres user.
         self.as_user: list[str] = []
         if os.geteuid() == 0:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.relay_load import free_port
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import socket
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from peerlog import (
@@ -27,7 +26,7 @@ from peerlog import (
 )
 from peerlog.net import Grant, RemoteReplica, TokenStore
 from peerlog.net.serve import running
-from tests.helpers import ORIGINALS
+from tests.helpers import ORIGINALS, free_port
 from tests.pg import cluster
 
 
@@ -61,7 +60,27 @@ class ReplicaHarness(SourceHarness, Protocol):
         ...
 
 
-class SqliteHarness:
+class _ReplicaHarnessBase:
+    """What every replica harness does the same way: seed through `apply_many`."""
+
+    _opened: list[Any]
+
+    async def open(self) -> Replica:
+        raise NotImplementedError
+
+    async def open_source(self) -> LogSource:
+        return await self.open()
+
+    async def seed(self, peer: UUID, entries: Sequence[DecodedEntry]) -> None:
+        replica = await self.open()
+        await replica.apply_many(peer, 0, entries)
+
+    async def close_all(self) -> None:
+        for replica in self._opened:
+            await replica.close()
+
+
+class SqliteHarness(_ReplicaHarnessBase):
     name = "sqlite"
 
     def __init__(self, tmp: Path) -> None:
@@ -73,20 +92,9 @@ class SqliteHarness:
         self._opened.append(oplog)
         return oplog
 
-    async def open_source(self) -> LogSource:
-        return await self.open()
-
-    async def seed(self, peer: UUID, entries: Sequence[DecodedEntry]) -> None:
-        replica = await self.open()
-        await replica.apply_many(peer, 0, entries)
 
     def opener_expr(self) -> str:
         return f"peerlog.SqliteOplog({str(self.path)!r})"
-
-    async def close_all(self) -> None:
-        for oplog in self._opened:
-            await oplog.close()
-
 
 class FileLogHarness:
     """The file log: a `LogSource` whose logs each belong to one writing device."""
@@ -121,7 +129,7 @@ class FileLogHarness:
             await log.close()
 
 
-class PostgresHarness:
+class PostgresHarness(_ReplicaHarnessBase):
     """A fresh schema on the session's real PostgreSQL server."""
 
     name = "postgres"
@@ -135,22 +143,11 @@ class PostgresHarness:
         self._opened.append(oplog)
         return await oplog.open()
 
-    async def open_source(self) -> LogSource:
-        return await self.open()
-
-    async def seed(self, peer: UUID, entries: Sequence[DecodedEntry]) -> None:
-        replica = await self.open()
-        await replica.apply_many(peer, 0, entries)
 
     def opener_expr(self) -> str:
         return f"peerlog.PostgresOplog({self.dsn!r})"
 
-    async def close_all(self) -> None:
-        for oplog in self._opened:
-            await oplog.close()
-
-
-class RemoteHarness:
+class RemoteHarness(_ReplicaHarnessBase):
     """A relay server (in this process) over a SQLite oplog, reached as a `RemoteReplica`."""
 
     name = "remote"
@@ -174,27 +171,16 @@ class RemoteHarness:
         self._opened.append(remote)
         return remote
 
-    async def open_source(self) -> LogSource:
-        return await self.open()
-
-    async def seed(self, peer: UUID, entries: Sequence[DecodedEntry]) -> None:
-        replica = await self.open()
-        await replica.apply_many(peer, 0, entries)
 
     def opener_expr(self) -> str:
         return f"peerlog.RemoteReplica({self.url!r}, {self.token!r})"
 
     async def close_all(self) -> None:
-        for remote in self._opened:
-            await remote.close()
+        await super().close_all()
         if self._server is not None:
             await self._server.__aexit__(None, None, None)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 ReplicaKind = type[SqliteHarness] | type[PostgresHarness] | type[RemoteHarness]

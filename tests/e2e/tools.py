@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 
 def require(tool: str) -> str:
     path = shutil.which(tool)
@@ -30,10 +31,6 @@ def require(tool: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import json
 import os
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -119,16 +121,8 @@ async def cmd_sync(args: argparse.Namespace) -> int:
                     console.print(f"[red]not syncing {peer}[/red]: {why}")
             if args.watch:
                 console.print(f"following {folder}; Ctrl-C to stop")
-                publisher = FileLogPublisher(store.oplog, log)
-                ingester = FileLogIngester(log, store.oplog)
-                tasks = [asyncio.create_task(publisher.run()),
-                         asyncio.create_task(ingester.run())]
-                try:
-                    await asyncio.gather(*tasks)
-                finally:
-                    for task in tasks:
-                        task.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
+                await run_together(FileLogPublisher(store.oplog, log).run(),
+                                   FileLogIngester(log, store.oplog).run())
         finally:
             await log.close()
     return 1 if result["diverged"] else 0
@@ -153,15 +147,19 @@ async def _sync_server(args: argparse.Namespace) -> int:
             console.print(f"published {published} entries, took in {taken} from {args.server}")
         if args.watch:
             console.print(f"following {args.server}; Ctrl-C to stop")
-            tasks = [asyncio.create_task(_push_live(store, relay)),
-                     asyncio.create_task(pull_in.run())]
-            try:
-                await asyncio.gather(*tasks)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await run_together(_push_live(store, relay), pull_in.run())
     return 1 if diverged else 0
+
+
+async def run_together(*drivers: Coroutine[Any, Any, None]) -> None:
+    """Run live drivers until one fails or all are cancelled (Ctrl-C); then stop them all."""
+    tasks = [asyncio.create_task(driver) for driver in drivers]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _push_live(store: StateStore, relay: RemoteReplica) -> None:

@@ -96,6 +96,14 @@ class OriginChain:
     ignored: list[Ignored] = field(default_factory=list)
 
 
+def _span(records: list[RecordRef], lo: int, hi: int) -> tuple[int, int]:
+    """Positions of the first and last records holding entries ``lo..hi-1``; (-1, -1) if none."""
+    starts = [r.first_index for r in records]
+    first = bisect.bisect_right(starts, lo) - 1
+    last = bisect.bisect_right(starts, hi - 1) - 1
+    return (first, last) if 0 <= first <= last else (-1, -1)
+
+
 def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
@@ -294,10 +302,8 @@ class ChainReader:
         """Entries ``lo..hi-1`` of a scanned segment, read through one file handle."""
         assert seg.scan is not None
         records = seg.scan.records
-        starts = [r.first_index for r in records]
-        first_rec = bisect.bisect_right(starts, lo) - 1
-        last_rec = bisect.bisect_right(starts, hi - 1) - 1
-        if first_rec < 0 or last_rec < first_rec:
+        first_rec, last_rec = _span(records, lo, hi)
+        if first_rec < 0:
             return []
         with open(seg.path, "rb") as f:
             unchanged = _stat_key(os.fstat(f.fileno())) == seg.key
@@ -309,10 +315,8 @@ class ChainReader:
                     return []
                 hi = min(hi, seg.scan.next_index)
                 records = seg.scan.records
-                starts = [r.first_index for r in records]
-                first_rec = bisect.bisect_right(starts, lo) - 1
-                last_rec = bisect.bisect_right(starts, hi - 1) - 1
-                if first_rec < 0 or last_rec < first_rec:
+                first_rec, last_rec = _span(records, lo, hi)
+                if first_rec < 0:
                     return []
             base = records[first_rec].offset
             data = os.pread(f.fileno(), records[last_rec].end - base, base)

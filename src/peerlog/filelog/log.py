@@ -25,14 +25,13 @@ from peerlog.filelog.chain import ChainReader, Ignored, OriginChain, Problem
 from peerlog.filelog.doctor import FolderDiagnosis, OriginReport
 from peerlog.filelog.names import peer_of_folder, why_ignored
 from peerlog.filelog.writer import OwnLogWriter
+from peerlog.sync.batch import DEFAULT_READ_BATCH, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry, Entry
-from peerlog.sync.errors import BackendError, ClosedError, CodecError
+from peerlog.sync.errors import BackendError, ClosedError
 from peerlog.sync.watch import CursorHub
 
 log = logging.getLogger(__name__)
-
-DEFAULT_READ_BATCH = 10_000
 
 
 class FileLog:
@@ -94,10 +93,8 @@ class FileLog:
                      limit: int | None = None) -> list[tuple[int, DecodedEntry]]:
         """A bounded batch of ``peer``'s valid entries from ``from_index``, ascending."""
         self._check_open()
-        if type(from_index) is not int or from_index < 0:
-            raise CodecError(f"from_index must be a non-negative int, got {from_index!r}")
-        bound = self._read_batch if limit is None else min(limit, self._read_batch)
-        if bound <= 0:
+        bound = read_bound(from_index, limit, self._read_batch)
+        if bound == 0:
             return []
         chain = self._reader.chain(peer)
         try:

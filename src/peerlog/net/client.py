@@ -24,6 +24,7 @@ import httpx
 import websockets
 
 from peerlog.net.wire import API, RECORD_TYPE, decode_batch, encode_batch, event_from_json
+from peerlog.sync.batch import DEFAULT_READ_BATCH, check_batch_start, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry, check_entry
 from peerlog.sync.errors import (
@@ -88,8 +89,7 @@ class RemoteReplica:
     async def apply_many(self, peer: UUID, start_index: int,
                          entries: Sequence[DecodedEntry]) -> int:
         """One POST of one record: the relay applies it in one transaction."""
-        if type(start_index) is not int or start_index < 0:
-            raise CodecError(f"start index must be a non-negative int, got {start_index!r}")
+        check_batch_start(peer, start_index)
         for entry in entries:
             check_entry(entry)
         if not entries:
@@ -107,11 +107,10 @@ class RemoteReplica:
 
     async def read_since(self, peer: UUID, from_index: int,
                          limit: int | None = None) -> list[tuple[int, DecodedEntry]]:
-        params: dict[str, int] = {"from": from_index}
-        if limit is not None:
-            if limit <= 0:
-                return []
-            params["limit"] = limit
+        bound = read_bound(from_index, limit, DEFAULT_READ_BATCH)
+        if bound == 0:
+            return []
+        params = {"from": from_index, "limit": bound}
         response = await self._request("GET", f"/origins/{peer}/entries", params=params)
         first = int(response.headers.get("X-Peerlog-First", from_index))
         return decode_batch(response.content, first)

@@ -31,12 +31,12 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from peerlog.oplog.batch import Row, decode_rows, encode_entries, plan_batch
+from peerlog.sync.batch import DEFAULT_READ_BATCH, check_batch_start, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry
 from peerlog.sync.errors import (
     BackendError,
     ClosedError,
-    CodecError,
     IdentityError,
     SyncError,
 )
@@ -46,7 +46,6 @@ from peerlog.sync.watch import CursorHub
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-DEFAULT_READ_BATCH = 10_000
 _T = TypeVar("_T")
 
 _SCHEMA = [
@@ -166,10 +165,7 @@ class PostgresOplog:
     async def apply_many(self, peer: UUID, start_index: int,
                          entries: Sequence[DecodedEntry]) -> int:
         """Store a batch of ``peer``'s entries from ``start_index`` in one transaction."""
-        if not isinstance(peer, UUID):
-            raise CodecError(f"peer must be a UUID, got {type(peer).__name__}")
-        if type(start_index) is not int or start_index < 0:
-            raise CodecError(f"start index must be a non-negative int, got {start_index!r}")
+        check_batch_start(peer, start_index)
         rows = encode_entries(entries)
         if not rows:
             return 0
@@ -218,10 +214,8 @@ class PostgresOplog:
     async def read_since(self, peer: UUID, from_index: int,
                          limit: int | None = None) -> list[tuple[int, DecodedEntry]]:
         """Up to ``min(limit, read_batch)`` entries of ``peer`` from ``from_index``."""
-        if type(from_index) is not int or from_index < 0:
-            raise CodecError(f"from_index must be a non-negative int, got {from_index!r}")
-        bound = self._read_batch if limit is None else min(limit, self._read_batch)
-        if bound <= 0:
+        bound = read_bound(from_index, limit, self._read_batch)
+        if bound == 0:
             return []
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[tuple[int, DecodedEntry]]:

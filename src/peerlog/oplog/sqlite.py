@@ -34,7 +34,7 @@ from uuid import UUID
 
 from peerlog.oplog.batch import Row, decode_rows, encode_entries, plan_batch
 from peerlog.oplog.hooks import ApplyHook
-from peerlog.sync.batch import gc_paused
+from peerlog.sync.batch import DEFAULT_READ_BATCH, check_batch_start, gc_paused, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry, Entry
 from peerlog.sync.errors import (
@@ -52,8 +52,6 @@ from peerlog.sync.watch import CursorHub
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-DEFAULT_READ_BATCH = 10_000
-"""Entries `read_since` returns per call when no smaller ``limit`` is given."""
 
 _T = TypeVar("_T")
 _SCHEMA = """
@@ -261,10 +259,7 @@ class SqliteOplog:
         `DivergenceError` when a held slot is offered other content, and
         `CodecError` for a malformed entry; in every case nothing is stored.
         """
-        if not isinstance(peer, UUID):
-            raise CodecError(f"peer must be a UUID, got {type(peer).__name__}")
-        if type(start_index) is not int or start_index < 0:
-            raise CodecError(f"start index must be a non-negative int, got {start_index!r}")
+        check_batch_start(peer, start_index)
         rows = encode_entries(entries)
         if not rows:
             return 0
@@ -370,10 +365,8 @@ class SqliteOplog:
         self, peer: UUID, from_index: int, limit: int | None = None
     ) -> list[tuple[int, DecodedEntry]]:
         """Up to ``min(limit, read_batch)`` entries of ``peer`` from ``from_index``, ascending."""
-        if type(from_index) is not int or from_index < 0:
-            raise CodecError(f"from_index must be a non-negative int, got {from_index!r}")
-        bound = self._read_batch if limit is None else min(limit, self._read_batch)
-        if bound <= 0:
+        bound = read_bound(from_index, limit, self._read_batch)
+        if bound == 0:
             return []
         return await self._run(self._read_sync, peer, from_index, bound)
 

@@ -5,6 +5,27 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from uuid import UUID
+
+from peerlog.sync.errors import CodecError
+
+DEFAULT_READ_BATCH = 10_000
+"""Entries one `read_since` returns when no smaller ``limit`` is given."""
+
+
+def read_bound(from_index: object, limit: int | None, cap: int) -> int:
+    """How many entries a `read_since` may return; `CodecError` for a bad ``from_index``."""
+    if type(from_index) is not int or from_index < 0:
+        raise CodecError(f"from_index must be a non-negative int, got {from_index!r}")
+    return cap if limit is None else max(min(limit, cap), 0)
+
+
+def check_batch_start(peer: object, start: object) -> None:
+    """The arguments of `apply_many` before its entries: a UUID and an index >= 0."""
+    if not isinstance(peer, UUID):
+        raise CodecError(f"peer must be a UUID, got {type(peer).__name__}")
+    if type(start) is not int or start < 0:
+        raise CodecError(f"start index must be a non-negative int, got {start!r}")
 
 
 @contextmanager
