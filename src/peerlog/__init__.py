@@ -29,6 +29,7 @@ from peerlog.sync import (
     FileLogReplica,
     FileLogSink,
     HasCursors,
+    HasErasures,
     Hlc,
     IdentityError,
     IndexOutOfRangeError,
@@ -45,6 +46,7 @@ from peerlog.sync import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "HasErasures",
     "RemoteReplica",
     "TokenStore",
     "AccessDeniedError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from peerlog import DecodedEntry, LogSource
+from peerlog import DecodedEntry, HasErasures, LogSource
 from tests.contract.harnesses import SourceHarness
 from tests.helpers import entries, entry, erased, peer
 
@@ -83,3 +83,11 @@ async def test_cursors_name_every_origin(source_harness: SourceHarness) -> None:
     cursors = await source.cursors()
     assert cursors == {A: 3, B: 5}
     assert cursors.of(peer(9)) == 0
+
+
+async def test_erased_lists_every_marker_of_every_origin(source_harness: SourceHarness) -> None:
+    await source_harness.seed(A, [entry(0), erased(1), entry(2), erased(3)])
+    await source_harness.seed(B, entries(0, 2))
+    source = await source_harness.open_source()
+    assert isinstance(source, HasErasures)
+    assert await source.erased() == {A: [(1, entry(1).digest), (3, entry(3).digest)]}

@@ -11,6 +11,7 @@ import pytest
 
 from peerlog import (
     DivergenceError,
+    Expunged,
     FileLog,
     FileLogIngester,
     FileLogPublisher,
@@ -146,3 +147,25 @@ async def test_live_drivers_converge_and_cancel_cleanly(tmp_path: Path, shared: 
                 await log.close()
         assert await a.state_hash() == await b.state_hash()
         assert len(await a.items("t")) == 20
+
+
+async def test_an_erasure_reaches_every_device_through_the_folder(
+        tmp_path: Path, shared: Path) -> None:
+    async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "b.db") as b:
+        log_a, log_b = FileLog(shared, a.origin), FileLog(shared, b.origin)
+        index = await a.put("people", "alice", {"email": "alice@example.org"})
+        for store, log in ((a, log_a), (b, log_b)):
+            await sync(store, log)
+        assert await b.get("people", "alice") == {"email": "alice@example.org"}
+        await a.oplog.expunge(a.origin, index)  # "delete my data"
+        for store, log in ((a, log_a), (b, log_b)):
+            await sync(store, log)
+        segment = next((shared / str(a.origin)).glob("*.plog")).read_bytes()
+        assert b"alice@example.org" not in segment, "erased from the shared folder"
+        [(_, slot)] = await b.oplog.read_since(a.origin, index, 1)
+        assert type(slot) is Expunged
+        with pytest.raises(KeyError):
+            await b.get("people", "alice")
+        assert await a.state_hash() == await b.state_hash()
+        await log_a.close()
+        await log_b.close()

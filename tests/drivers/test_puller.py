@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from peerlog import Entry, FileLog, Puller, SqliteOplog, pull
+from peerlog import Entry, Expunged, FileLog, Puller, SqliteOplog, pull
 from tests.helpers import entries, peer, wait_until
 
 A, B, C = peer(1), peer(2), peer(3)
@@ -82,3 +82,14 @@ async def test_pull_from_a_file_log_into_an_oplog(tmp_path: Path) -> None:
         assert await pull(FileLog(shared, A), target, batch=6) == 20
         assert await target.read_since(C, 0) == list(enumerate(entries(0, 20)))
     await writer.close()
+
+
+async def test_pull_carries_erasures_of_entries_the_target_already_holds(
+        pair: tuple[SqliteOplog, SqliteOplog]) -> None:
+    source, target = pair
+    await source.apply_many(A, 0, entries(0, 4))
+    await pull(source, target)
+    assert await source.expunge(A, 2) is True  # moves no cursor
+    assert await pull(source, target) == 1
+    assert (await target.read_since(A, 2, 1))[0][1] == Expunged(entries(2, 1)[0].digest)
+    assert await pull(source, target) == 0, "an erasure is carried once"

@@ -15,8 +15,10 @@ import pytest
 from peerlog import (
     BackendError,
     Entry,
+    Expunged,
     Hlc,
     IdentityError,
+    IndexOutOfRangeError,
     SqliteOplog,
 )
 from peerlog.sync.hlc import COUNTER_BITS
@@ -166,3 +168,14 @@ async def test_close_is_idempotent(tmp_path: Path) -> None:
     await oplog.close()
     await oplog.close()
     assert oplog.closed
+
+
+async def test_expunge_erases_a_held_entry_once(tmp_path: Path) -> None:
+    async with SqliteOplog(tmp_path / "db") as oplog:
+        index, entry = await oplog.append(b"secret")
+        assert await oplog.expunge(oplog.origin, index) is True
+        assert await oplog.expunge(oplog.origin, index) is False
+        assert await oplog.read_since(oplog.origin, index) == [(index, Expunged(entry.digest))]
+        assert await oplog.erased() == {oplog.origin: [(index, entry.digest)]}
+        with pytest.raises(IndexOutOfRangeError):
+            await oplog.expunge(oplog.origin, 5)

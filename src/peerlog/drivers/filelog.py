@@ -14,7 +14,7 @@ from uuid import UUID
 
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
 from peerlog.sync.errors import DivergenceError
-from peerlog.sync.faces import FileLogReplica, Replica
+from peerlog.sync.faces import FileLogReplica, HasErasures, Replica
 from peerlog.sync.watch import watching
 
 log = logging.getLogger(__name__)
@@ -27,11 +27,13 @@ class OwnOplog(Replica, Protocol):
     def origin(self) -> UUID: ...
 
 
-class SharedFileLog(FileLogReplica, Protocol):
-    """A file log that says where its own origin's log ends."""
+class SharedFileLog(FileLogReplica, HasErasures, Protocol):
+    """A file log that says where its own origin's log ends and what it erased."""
 
     @property
     def next_index(self) -> int: ...
+
+    def erased_slots(self, peer: UUID) -> list[tuple[int, bytes]]: ...
 
 
 class FileLogPublisher:
@@ -66,7 +68,7 @@ class FileLogPublisher:
             await Puller(self.file_log, self.oplog, batch=self.batch).catch_up(
                 await self.file_log.cursors())
             return 0
-        written = 0
+        written = await self._erase(published)
         index = published
         while index < held:
             got = await self.oplog.read_since(origin, index, min(self.batch, held - index))
@@ -78,6 +80,20 @@ class FileLogPublisher:
             if self.progress is not None:
                 self.progress(origin, len(got))
         return written
+
+    async def _erase(self, published: int) -> int:
+        """Erase in the folder what this device erased after publishing it."""
+        if not isinstance(self.oplog, HasErasures):
+            return 0
+        origin = self.oplog.origin
+        wanted = [i for i, _ in (await self.oplog.erased()).get(origin, []) if i < published]
+        if not wanted:
+            return 0
+        done = {i for i, _ in await asyncio.to_thread(self.file_log.erased_slots, origin)}
+        todo = [i for i in wanted if i not in done]
+        for index in todo:
+            await asyncio.to_thread(self.file_log.expunge, index)
+        return len(todo)
 
     async def _check_boundary(self, index: int) -> None:
         """The last entry both hold must be the same one, or this device has forked."""

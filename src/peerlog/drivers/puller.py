@@ -13,8 +13,9 @@ from collections.abc import Callable, Collection
 from uuid import UUID
 
 from peerlog.sync.cursors import PeerCursors
+from peerlog.sync.entry import Expunged
 from peerlog.sync.errors import CodecError, DivergenceError
-from peerlog.sync.faces import LogProcessor, LogSource
+from peerlog.sync.faces import HasErasures, LogProcessor, LogSource
 from peerlog.sync.watch import watching
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,15 @@ class Puller:
         self.skip = frozenset(skip)
         self.progress = progress
         self.diverged: dict[UUID, DivergenceError] = {}
+        self._erased: set[tuple[UUID, int]] = set()  # erasures already carried over
 
     async def run_once(self) -> int:
         """Copy every gap once; returns how many entries were new to the target."""
         return await self.catch_up(await self.source.cursors())
 
     async def catch_up(self, ahead: PeerCursors) -> int:
-        """Copy what ``target`` lacks up to ``ahead`` (the source's known cursors)."""
+        """Copy what ``target`` lacks up to ``ahead`` (the source's known cursors), and
+        every erasure the source holds of entries the target already has."""
         have = await self.target.cursors()
         copied = 0
         for peer, (lo, hi) in have.gaps(ahead).items():
@@ -59,9 +62,33 @@ class Puller:
             try:
                 copied += await self._copy(peer, lo, hi)
             except DivergenceError as exc:
-                self.diverged[peer] = exc
-                log.error("not syncing origin %s any further: %s", peer, exc)
-        return copied
+                self._diverge(peer, exc)
+        return copied + await self._erase(ahead)
+
+    def _diverge(self, peer: UUID, exc: DivergenceError) -> None:
+        self.diverged[peer] = exc
+        log.error("not syncing origin %s any further: %s", peer, exc)
+
+    async def _erase(self, ahead: PeerCursors) -> int:
+        """Apply the source's erasures below the target's cursor (they move no cursor)."""
+        if not isinstance(self.source, HasErasures):
+            return 0
+        have = await self.target.cursors()
+        erased = 0
+        for peer, slots in (await self.source.erased()).items():
+            if peer in self.skip or peer in self.diverged:
+                continue
+            for index, digest in slots:
+                if index >= have.of(peer) or (peer, index) in self._erased:
+                    continue
+                try:
+                    applied = await self.target.apply(peer, index, Expunged(digest))
+                except DivergenceError as exc:
+                    self._diverge(peer, exc)
+                    break
+                self._erased.add((peer, index))
+                erased += applied.new
+        return erased
 
     async def _copy(self, peer: UUID, lo: int, hi: int) -> int:
         # Start one entry early: re-offering the last held entry is a no-op when

@@ -145,7 +145,7 @@ class ChainReader:
             more = scan_records(data, 0, cached.scan.next_index)
             base = cached.scan.valid_end
             records = cached.scan.records + [
-                RecordRef(r.first_index, r.count, r.offset + base, r.end + base)
+                RecordRef(r.first_index, r.count, r.offset + base, r.end + base, r.erased)
                 for r in more.records]
             scan = Scan(records, more.next_index, more.valid_end + base, more.stop, more.detail)
             fresh = SegmentScan(path, key, first_index, scan, origin=cached.origin)

@@ -122,6 +122,8 @@ class RecordRef:
     count: int
     offset: int
     end: int
+    erased: tuple[int, ...] = ()
+    """Indexes of the record's expunged slots."""
 
 
 @dataclass(slots=True)
@@ -168,7 +170,10 @@ def scan_records(data: bytes, offset: int, first_index: int) -> Scan:
         problem = _check_body(data, body, body_len, count)
         if problem:
             return Scan(records, expected, offset, "corrupt", f"at byte {offset}: {problem}")
-        records.append(RecordRef(first, count, offset, end))
+        kinds = data[body + 12 * count:body + 13 * count]
+        erased = tuple(first + k for k, kind in enumerate(kinds) if kind == KIND_EXPUNGED) \
+            if KIND_EXPUNGED in kinds else ()
+        records.append(RecordRef(first, count, offset, end, erased))
         expected = first + count
         offset = end
     return Scan(records, expected, offset)

@@ -102,6 +102,27 @@ class FileLog:
         except OSError as exc:
             raise BackendError(f"cannot read origin {peer} in {self._root}: {exc}") from exc
 
+    def erased_slots(self, peer: UUID) -> list[tuple[int, bytes]]:
+        """``(index, digest)`` of every expunged slot within ``peer``'s valid extent."""
+        self._check_open()
+        chain = self._reader.chain(peer)
+        out: list[tuple[int, bytes]] = []
+        for seg in chain.segments:
+            assert seg.scan is not None
+            for ref in seg.scan.records:
+                for index in ref.erased:
+                    if index < chain.extent:
+                        [(_, marker)] = self._reader.read(chain, index, 1)
+                        out.append((index, marker.digest))
+        return out
+
+    async def erased(self) -> dict[UUID, list[tuple[int, bytes]]]:
+        """`erased_slots` of every origin in the folder, in a worker thread."""
+        def work() -> dict[UUID, list[tuple[int, bytes]]]:
+            found = {peer: self.erased_slots(peer) for peer in self.list_peers()}
+            return {peer: slots for peer, slots in found.items() if slots}
+        return await asyncio.to_thread(work)
+
     def extents(self) -> PeerCursors:
         """Every origin's valid extent (the synchronous form of `cursors`)."""
         self._check_open()

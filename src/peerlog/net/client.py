@@ -115,6 +115,15 @@ class RemoteReplica:
         first = int(response.headers.get("X-Peerlog-First", from_index))
         return decode_batch(response.content, first)
 
+    async def erased(self) -> dict[UUID, list[tuple[int, bytes]]]:
+        """The relay's erased slots of every origin."""
+        response = await self._request("GET", "/erased")
+        try:
+            return {UUID(p): [(int(i), bytes.fromhex(d)) for i, d in slots]
+                    for p, slots in response.json()["erased"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BackendError(f"relay {self._url} sent a malformed erasure list") from exc
+
     async def cursors(self) -> PeerCursors:
         response = await self._request("GET", "/cursors")
         return PeerCursors.from_json(response.json().get("cursors"))

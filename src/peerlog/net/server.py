@@ -4,6 +4,7 @@
     GET  /v1/cursors                                  -> {"cursors": {uuid: next}}
     GET  /v1/origins/{peer}/entries?from=I&limit=N    -> one record (or empty body)
     POST /v1/origins/{peer}/entries?start=I           <- one record; -> {"new": n}
+    GET  /v1/erased                                   -> {"erased": {uuid: [[index, hex]]}}
     WS   /v1/watch                                    -> JSON cursors events
 
 Every request carries ``Authorization: Bearer <token>``.  Bad input gets a
@@ -39,7 +40,7 @@ from peerlog.sync.errors import (
     DivergenceError,
     SyncError,
 )
-from peerlog.sync.faces import Replica
+from peerlog.sync.faces import HasErasures, Replica
 from peerlog.sync.watch import watching
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,15 @@ def create_app(replica: Replica, tokens: TokenStore, *, max_body: int = MAX_BODY
                         headers={"X-Peerlog-First": str(first)})
 
     @endpoint
+    async def erased(request: Request) -> Response:
+        authorize(request)
+        if not isinstance(replica, HasErasures):
+            raise HttpError(404, "unsupported", "this relay's store cannot list erasures")
+        slots = await replica.erased()
+        return JSONResponse({"erased": {str(p): [[i, d.hex()] for i, d in s]
+                                        for p, s in slots.items()}})
+
+    @endpoint
     async def apply_entries(request: Request) -> Response:
         grant = authorize(request)
         peer = peer_of(request)
@@ -202,6 +212,7 @@ def create_app(replica: Replica, tokens: TokenStore, *, max_body: int = MAX_BODY
         Route(f"{API}/cursors", cursors),
         Route(f"{API}/origins/{{peer}}/entries", read_entries, methods=["GET"]),
         Route(f"{API}/origins/{{peer}}/entries", apply_entries, methods=["POST"]),
+        Route(f"{API}/erased", erased),
         WebSocketRoute(f"{API}/watch", watch),
     ]
     return Starlette(routes=routes)

@@ -54,6 +54,7 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS peerlog_entries(
         peer uuid NOT NULL, idx bigint NOT NULL, ts bigint, body bytea NOT NULL,
         PRIMARY KEY (peer, idx))""",
+    "CREATE INDEX IF NOT EXISTS peerlog_erased ON peerlog_entries(peer, idx) WHERE ts IS NULL",
 ]
 
 
@@ -223,6 +224,19 @@ class PostgresOplog:
                 "SELECT idx, ts, body FROM peerlog_entries WHERE peer = %s AND idx >= %s"
                 " ORDER BY idx LIMIT %s", (peer, from_index, bound), binary=True)
             return decode_rows(await cur.fetchall())
+
+        return await self._with_conn(work)
+
+    async def erased(self) -> dict[UUID, list[tuple[int, bytes]]]:
+        """Every origin's expunged slots ``(index, digest)``, from a partial index."""
+        async def work(conn: psycopg.AsyncConnection[Any]
+                       ) -> dict[UUID, list[tuple[int, bytes]]]:
+            cur = await conn.execute("SELECT peer, idx, body FROM peerlog_entries"
+                                     " WHERE ts IS NULL ORDER BY peer, idx")
+            out: dict[UUID, list[tuple[int, bytes]]] = {}
+            for peer, index, digest in await cur.fetchall():
+                out.setdefault(peer, []).append((int(index), bytes(digest)))
+            return out
 
         return await self._with_conn(work)
 

@@ -36,13 +36,14 @@ from peerlog.oplog.batch import Row, decode_rows, encode_entries, plan_batch
 from peerlog.oplog.hooks import ApplyHook
 from peerlog.sync.batch import DEFAULT_READ_BATCH, check_batch_start, gc_paused, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
-from peerlog.sync.entry import DecodedEntry, Entry
+from peerlog.sync.entry import DecodedEntry, Entry, Expunged
 from peerlog.sync.errors import (
     BackendError,
     ClockSkewError,
     ClosedError,
     CodecError,
     IdentityError,
+    IndexOutOfRangeError,
     SyncError,
 )
 from peerlog.sync.faces import Applied
@@ -62,6 +63,7 @@ CREATE TABLE IF NOT EXISTS peerlog_peers(
 CREATE TABLE IF NOT EXISTS peerlog_entries(
     peer INTEGER NOT NULL, idx INTEGER NOT NULL, ts INTEGER, body BLOB NOT NULL,
     PRIMARY KEY (peer, idx)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS peerlog_erased ON peerlog_entries(peer, idx) WHERE ts IS NULL;
 """
 
 
@@ -383,6 +385,31 @@ class SqliteOplog:
                 (pid, from_index, bound),
             ).fetchall()
             return decode_rows(rows)
+
+    async def erased(self) -> dict[UUID, list[tuple[int, bytes]]]:
+        """Every origin's expunged slots ``(index, digest)``, from a partial index."""
+        def work(_loop: asyncio.AbstractEventLoop) -> dict[UUID, list[tuple[int, bytes]]]:
+            out: dict[UUID, list[tuple[int, bytes]]] = {}
+            for peer, index, digest in self._conn.execute(
+                    "SELECT p.peer, e.idx, e.body FROM peerlog_entries e"
+                    " JOIN peerlog_peers p ON p.id = e.peer WHERE e.ts IS NULL"
+                    " ORDER BY e.peer, e.idx"):
+                out.setdefault(UUID(bytes=bytes(peer)), []).append((int(index), bytes(digest)))
+            return out
+        return await self._run(work)
+
+    async def expunge(self, peer: UUID, index: int) -> bool:
+        """Erase the entry held at ``(peer, index)``; True if it was not erased yet.
+
+        The erasure is an `Expunged` marker applied like any other; drivers
+        carry it to the folder (for this device's own entries) and to every
+        other replica.  `IndexOutOfRangeError` for a slot not held.
+        """
+        held = await self.read_since(peer, index, 1)
+        if not held or held[0][0] != index:
+            raise IndexOutOfRangeError(f"cannot expunge {peer}/{index}: the slot is not held")
+        entry = held[0][1]
+        return (await self.apply(peer, index, Expunged(entry.digest))).new
 
     async def run_query(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``fn(connection)`` in the oplog's worker thread and return its result.

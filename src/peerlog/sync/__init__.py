@@ -21,6 +21,7 @@ from peerlog.sync.faces import (
     FileLogReplica,
     FileLogSink,
     HasCursors,
+    HasErasures,
     LogProcessor,
     LogSource,
     Replica,
@@ -28,6 +29,7 @@ from peerlog.sync.faces import (
 from peerlog.sync.hlc import Hlc
 
 __all__ = [
+    "HasErasures",
     "AccessDeniedError",
     "DIGEST_SIZE",
     "Advanced",

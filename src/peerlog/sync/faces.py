@@ -61,6 +61,22 @@ class LogSource(HasCursors, Protocol):
 
 
 @runtime_checkable
+class HasErasures(Protocol):
+    """A store that can list the erased slots of a log, so erasures travel.
+
+    An erasure changes a held slot without moving any cursor, so copying
+    gaps alone would never carry it to devices that already hold the entry.
+    Drivers ask sources with this capability for their erased slots and apply
+    the markers below the target's cursor.
+    """
+
+    async def erased(self) -> dict[UUID, list[tuple[int, bytes]]]:
+        """Every origin's expunged slots: ``(index, digest)``, ascending; one call for all
+        origins, so a driver pays one round trip per sync, not one per origin."""
+        ...
+
+
+@runtime_checkable
 class Replica(LogProcessor, LogSource, Protocol):
     """Readable and writable for any origin: one object serves, relays and merges."""
 
