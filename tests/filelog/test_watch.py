@@ -35,7 +35,9 @@ async def close(stream: CursorStream) -> None:
 @pytest.mark.parametrize("force_polling", [False, True], ids=["events", "polling"])
 async def test_another_process_appending_wakes_the_watch(shared: Path,
                                                          force_polling: bool) -> None:
-    reader = FileLog(shared, peer(9), force_polling=force_polling, poll_interval=0.05)
+    # A one-minute safety rescan: with events, only an event can wake the watch in time.
+    reader = FileLog(shared, peer(9), force_polling=force_polling, poll_interval=0.05,
+                     rescan_interval=60)
     stream = reader.watch_cursors()
     try:
         assert await asyncio.wait_for(anext(stream), 5) == Snapshot(PeerCursors())

@@ -41,12 +41,14 @@ class FileLog:
     folder is created on the first write.  Reads never return an entry past an
     origin's valid extent; problems are logged once and listed by `doctor`.
     ``force_polling`` makes `watch_cursors` poll every ``poll_interval``
-    seconds instead of using file-system events (automatic when events fail).
+    seconds instead of using file-system events (automatic when events fail);
+    with events, a safety rescan runs every ``rescan_interval`` seconds for
+    file systems that drop events (some cloud placeholders do).
     """
 
     def __init__(self, root: str | os.PathLike[str], origin: UUID, *,
                  read_batch: int = DEFAULT_READ_BATCH, force_polling: bool = False,
-                 poll_interval: float = 0.5) -> None:
+                 poll_interval: float = 0.5, rescan_interval: float = 5.0) -> None:
         self._root = Path(root)
         if not self._root.is_dir():
             raise BackendError(f"shared folder {self._root} does not exist or is not a folder")
@@ -54,6 +56,7 @@ class FileLog:
         self._read_batch = read_batch
         self._force_polling = force_polling
         self._poll_interval = poll_interval
+        self._rescan_interval = rescan_interval
         self._reader = ChainReader(self._root)
         self._writer = OwnLogWriter(self._root, origin, self._reader)
         self._closed = False
@@ -181,7 +184,7 @@ class FileLog:
             try:
                 async for _changes in watchfiles.awatch(
                         self._root, stop_event=stop, debounce=50, step=20,
-                        rust_timeout=int(self._poll_interval * 1000), yield_on_timeout=True,
+                        rust_timeout=int(self._rescan_interval * 1000), yield_on_timeout=True,
                         ignore_permission_denied=True):
                     await self._refresh()
             except (OSError, RuntimeError) as exc:
