@@ -24,7 +24,6 @@ class DeviceView:
     made: int = 0
     held: int = 0
     hash: str = ""
-    seconds: float = 0.0
     log: list[str] = field(default_factory=list)
 
 
@@ -58,7 +57,6 @@ async def _follow(view: DeviceView, stream: asyncio.StreamReader) -> None:
             view.phase, view.held = "syncing", event["held"]
         elif kind == "done":
             view.phase, view.held, view.hash = "done", event["held"], event["hash"]
-            view.seconds = event["seconds"]
 
 
 async def run_demo(devices: int, changes: int, workdir: Path | None) -> int:

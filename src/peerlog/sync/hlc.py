@@ -9,7 +9,6 @@ from collections.abc import Callable
 from peerlog.sync.errors import ClockSkewError
 
 COUNTER_BITS = 16
-COUNTER_MASK = (1 << COUNTER_BITS) - 1
 MAX_DRIFT_MS = 60_000
 """How far ahead of the local wall clock a remote timestamp may be (60 s)."""
 
