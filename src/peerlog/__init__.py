@@ -4,9 +4,17 @@ Everything this package promises is re-exported here; submodules are
 implementation detail.
 """
 
-from peerlog.drivers import FileLogIngester, FileLogPublisher, Puller, pull
-from peerlog.filelog import FileLog, FolderDiagnosis, Ignored, OriginReport, Problem
-from peerlog.net import RemoteReplica, TokenStore
+from peerlog.drivers import (
+    FileLogIngester,
+    FileLogPublisher,
+    FolderSync,
+    Puller,
+    RelaySync,
+    SyncReport,
+    pull,
+)
+from peerlog.filelog import FileLog, FolderDiagnosis, Ignored, OriginReport, Problem, Withheld
+from peerlog.net import RelayLimits, RemoteReplica, TokenStore
 from peerlog.oplog import ApplyHook, PostgresOplog, SqliteOplog
 from peerlog.state import Change, StateStore
 from peerlog.sync import (
@@ -22,6 +30,7 @@ from peerlog.sync import (
     CursorsEvent,
     CursorStream,
     DecodedEntry,
+    DiskFullError,
     DivergenceError,
     Entry,
     Expunged,
@@ -37,15 +46,27 @@ from peerlog.sync import (
     LogSource,
     PeerCursors,
     PeerId,
+    QuotaExceededError,
     Replica,
     Snapshot,
     SyncError,
     UnknownPeerError,
 )
+from peerlog.sync.batch import MAX_BATCH_BYTES, MAX_ENTRY_BYTES, EntryTooLargeError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DiskFullError",
+    "EntryTooLargeError",
+    "FolderSync",
+    "MAX_BATCH_BYTES",
+    "MAX_ENTRY_BYTES",
+    "QuotaExceededError",
+    "RelayLimits",
+    "RelaySync",
+    "SyncReport",
+    "Withheld",
     "HasErasures",
     "RemoteReplica",
     "TokenStore",

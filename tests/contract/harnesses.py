@@ -25,7 +25,7 @@ from peerlog import (
     SqliteOplog,
 )
 from peerlog.net import Grant, RemoteReplica, TokenStore
-from peerlog.net.serve import running
+from peerlog.net.serve import ServeOptions, running
 from tests.helpers import ORIGINALS, free_port
 from tests.pg import cluster
 
@@ -165,7 +165,7 @@ class RemoteHarness(_ReplicaHarnessBase):
             tokens = TokenStore()
             tokens._grants[hashlib.sha256(self.token.encode()).hexdigest()] = Grant(None, "")
             self._server = running(SqliteOplog(self.path, poll_interval=0.05), tokens,
-                                   "127.0.0.1", self.port)
+                                   ServeOptions(port=self.port))
             await self._server.__aenter__()
         remote = RemoteReplica(self.url, self.token)
         self._opened.append(remote)

@@ -102,7 +102,17 @@ def test_split_records_respects_count_and_size_bounds() -> None:
     cuts = fmt.split_records(small)
     assert cuts == [(0, fmt.MAX_RECORD_ENTRIES), (fmt.MAX_RECORD_ENTRIES, len(small))]
     big = [Entry(1, b"y" * (600 << 10))] * 3
-    assert fmt.split_records(big) == [(0, 2), (2, 3)]
+    assert fmt.split_records(big) == [(0, 1), (1, 2), (2, 3)], "cut before passing 1 MiB"
+
+
+def test_a_large_entry_after_small_ones_starts_its_own_record() -> None:
+    batch = [Entry(1, b"s" * 1000)] * 10 + [Entry(2, b"L" * (3 << 20))] + [Entry(3, b"t")] * 2
+    assert fmt.split_records(batch) == [(0, 10), (10, 11), (11, 13)]
+
+
+def test_an_entry_no_record_can_hold_is_refused_before_anything_is_written() -> None:
+    with pytest.raises(fmt.RecordTooLargeError, match="cannot be written"):
+        fmt.split_records([Entry(1, b"ok"), Entry(2, bytes(fmt.MAX_RECORD_BODY))])
     assert fmt.split_records([]) == []
 
 

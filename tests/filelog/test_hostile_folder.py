@@ -5,7 +5,9 @@ Every case: a clear diagnosis, no crash, and never a wrong entry returned.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import resource
 import shutil
 import struct
 from collections.abc import Callable
@@ -14,7 +16,7 @@ from uuid import UUID
 
 import pytest
 
-from peerlog import FileLog
+from peerlog import BackendError, FileLog
 from peerlog.filelog import format as fmt
 from tests.helpers import entries, peer
 
@@ -204,14 +206,99 @@ def test_a_missing_earlier_segment_is_a_gap(open_log: Open, shared: Path,
     assert problem.withheld_from == 3
 
 
-def test_a_segment_that_cannot_be_read_is_withheld(open_log: Open, shared: Path) -> None:
+def test_a_dangling_symlink_named_as_a_segment_is_withheld(open_log: Open, shared: Path) -> None:
     folder = shared / str(A)
     folder.mkdir()
-    # Listed, but reading fails, as an evicted cloud file does.
     os.symlink(folder / "evicted-elsewhere", folder / fmt.segment_name(0))
     reader = open_log(READER)
     assert reader.read_entries(A, 0) == []
-    assert kinds(reader) == ["unreadable"]
+    assert kinds(reader) == ["symlink"]
+
+
+def test_a_symlinked_segment_is_never_followed(open_log: Open, shared: Path,
+                                               tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = FileLog(elsewhere, A)
+    other.append_many(0, entries(0, 3))
+    real = only_segment(elsewhere / str(A))
+    (shared / str(A)).mkdir()
+    os.symlink(real, shared / str(A) / real.name)
+    reader = open_log(READER)
+    assert reader.read_entries(A, 0) == []
+    assert kinds(reader) == ["symlink"]
+    assert A in reader.withheld()
+
+
+def test_a_symlinked_device_folder_is_never_followed(open_log: Open, shared: Path,
+                                                     tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    FileLog(elsewhere, A).append_many(0, entries(0, 3))
+    os.symlink(elsewhere / str(A), shared / str(A))
+    reader = open_log(READER)
+    assert reader.extents() == {}
+    assert reader.read_entries(A, 0) == []
+    assert kinds(reader) == ["symlink"]
+
+
+def test_the_writer_refuses_a_symlinked_own_folder_and_touches_nothing_outside(
+        open_log: Open, shared: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / ".00000000000000000000.plog.tmp").write_bytes(b"someone else's file")
+    (outside / "notes.txt").write_bytes(b"keep me")
+    os.symlink(outside, shared / str(A))
+    writer = open_log(A)
+    with pytest.raises(BackendError, match="symbolic link"):
+        writer.append_many(0, entries(0, 1))
+    assert sorted(os.listdir(outside)) == [".00000000000000000000.plog.tmp", "notes.txt"]
+    assert (outside / ".00000000000000000000.plog.tmp").read_bytes() == b"someone else's file"
+
+
+async def test_a_fifo_named_as_a_segment_does_not_hang_readers(open_log: Open,
+                                                              shared: Path) -> None:
+    folder = shared / str(A)
+    folder.mkdir()
+    os.mkfifo(folder / fmt.segment_name(0))
+    reader = open_log(READER)
+    got = await asyncio.wait_for(asyncio.to_thread(reader.read_entries, A, 0), 5)
+    assert got == []
+    diagnosis = await asyncio.wait_for(asyncio.to_thread(reader.doctor), 5)
+    assert [p.kind for p in diagnosis.all_problems()] == ["not-a-regular-file"]
+
+
+def test_a_huge_sparse_segment_is_diagnosed_not_loaded(open_log: Open) -> None:
+    folder = write_log(open_log, A, [(0, 2)])
+    segment = only_segment(folder)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    os.truncate(segment, 1 << 30)  # 1 GiB, sparse: costs no disk
+    reader = open_log(READER)
+    assert reader.read_entries(A, 0) == []
+    assert kinds(reader) == ["oversized"]
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 100 << 10, f"reading grew the process by {grown_kib} KiB"
+    try:
+        os.truncate(segment, 1 << 40)  # 1 TiB, where the file system allows it
+    except OSError:
+        return
+    assert kinds(open_log(peer(10))) == ["oversized"]
+
+
+def test_doctor_never_shows_the_contents_of_a_file_it_cannot_parse(
+        open_log: Open, shared: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "shadow"
+    secret.write_bytes(b"admin:$6$SECRETHASH$abcdefghijklmnopqrstuvwxyz:19000:0:99999:7:::\n")
+    folder = shared / str(A)
+    folder.mkdir()
+    (folder / fmt.segment_name(0)).write_bytes(secret.read_bytes())
+    os.symlink(secret, shared / str(B))
+    reader = open_log(READER)
+    text = " ".join(str(p) for p in reader.doctor().all_problems())
+    assert "SECRET" not in text
+    assert "admin" not in text
+    assert "99999" not in text
+    assert sorted(kinds(reader)) == ["not-a-segment", "symlink"]
 
 
 def test_a_misnamed_segment_is_not_trusted(open_log: Open) -> None:

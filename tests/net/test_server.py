@@ -12,8 +12,8 @@ import pytest
 import websockets
 
 from peerlog import Entry, SqliteOplog
-from peerlog.net import TokenStore, create_app
-from peerlog.net.serve import running
+from peerlog.net import RelayLimits, TokenStore, create_app
+from peerlog.net.serve import ServeOptions, running
 from peerlog.net.wire import RECORD_TYPE, decode_batch, encode_batch
 from tests.helpers import entries, peer
 
@@ -42,7 +42,7 @@ async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
     oplog = SqliteOplog(tmp_path / "relay.db")
     tokens = TokenStore()
     device_a, relay_token = tokens.issue(A, "a"), tokens.issue(None, "relay")
-    app = create_app(oplog, tokens, max_body=64 << 10)
+    app = create_app(oplog, tokens, limits=RelayLimits(max_body=64 << 10))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://relay") as client:
         yield Relay(client, oplog, tokens, device_a, relay_token)
@@ -164,13 +164,15 @@ async def test_random_bodies_never_get_a_500(relay: Relay) -> None:
     assert all(e == entries(0, 4)[i] for i, e in held), "a mangled body never stored garbage"
 
 
-async def test_a_watch_without_a_valid_token_is_refused(tmp_path: Path) -> None:
+async def test_a_watch_without_a_valid_token_is_closed_with_4401(tmp_path: Path) -> None:
     tokens = TokenStore()
-    async with running(SqliteOplog(tmp_path / "relay.db"), tokens, "127.0.0.1", 0) as server:
+    async with running(SqliteOplog(tmp_path / "relay.db"), tokens,
+                       ServeOptions(port=0)) as server:
         port = server.servers[0].sockets[0].getsockname()[1]
         for headers in ({}, {"Authorization": "Bearer guessed"}):
-            with pytest.raises(websockets.InvalidStatus) as info:
-                async with websockets.connect(f"ws://127.0.0.1:{port}/v1/watch",
-                                              additional_headers=headers):
-                    pass
-            assert info.value.response.status_code == 403
+            async with websockets.connect(f"ws://127.0.0.1:{port}/v1/watch",
+                                          additional_headers=headers) as socket:
+                with pytest.raises(websockets.ConnectionClosed) as info:
+                    await socket.recv()
+            assert info.value.rcvd is not None
+            assert info.value.rcvd.code == 4401

@@ -5,23 +5,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-from collections.abc import Coroutine
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from peerlog.cli.device import CliError, home_dir, open_device, shared_folder
+from peerlog.cli.device import (
+    CliError,
+    home_dir,
+    load_relay,
+    open_device,
+    read_token,
+    save_relay,
+    shared_folder,
+)
 from peerlog.cli.render import console, emit_json, table
-from peerlog.drivers import FileLogIngester, FileLogPublisher, Puller
-from peerlog.filelog import FileLog
-from peerlog.net import RemoteReplica, TokenStore
-from peerlog.net.serve import serve_forever
+from peerlog.drivers import FolderSync, RelaySync, SyncReport
+from peerlog.filelog import FileLog, Withheld
+from peerlog.net import RelayLimits, RemoteReplica, TokenStore
+from peerlog.net.guard import ConnectionLimits
+from peerlog.net.serve import ServeOptions, default_connection_limits, serve_forever, warnings_for
 from peerlog.state import StateStore
-from peerlog.sync.cursors import PeerCursors
-from peerlog.sync.watch import watching
+from peerlog.sync.errors import CodecError
 
 BIG_SYNC = 10_000
 """Above this many entries to move, `sync` shows progress bars."""
@@ -39,18 +48,37 @@ async def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range for a JSON number")
+    return value
+
+
 def _value(text: str) -> object:
+    """A JSON value from the command line; `CliError` (exit 2) for anything else."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:
-        raise CliError(f"value is not valid JSON ({exc.msg} at column {exc.colno}): {text!r}",
-                       code=2) from None
+        raise CliError(f"value is not valid JSON ({exc.msg} at column {exc.colno}): "
+                       f"{text[:80]!r}", code=2) from None
+    except ValueError as exc:  # NaN, 1e309, an integer of more than 4300 digits
+        raise CliError(f"value is not valid JSON: {str(exc)[:120]}", code=2) from None
+    except RecursionError:
+        raise CliError("value is not valid JSON: nested too deeply", code=2) from None
 
 
 async def cmd_put(args: argparse.Namespace) -> int:
     value = _value(args.json_value)
     async with open_device(home_dir(args.home)) as store:
-        await store.put(args.table, args.key, value)
+        try:
+            await store.put(args.table, args.key, value)
+        except CodecError as exc:  # too large, bad names: the input's fault
+            raise CliError(str(exc), code=2) from None
     return 0
 
 
@@ -87,118 +115,156 @@ async def _lag(store: StateStore, log: FileLog) -> int:
     return sum(hi - lo for peer, (lo, hi) in here.gaps(folder).items() if peer != store.origin)
 
 
-async def _sync_once(store: StateStore, log: FileLog, quiet: bool) -> dict[str, object]:
-    to_take = await _lag(store, log)
-    show = not quiet and to_take >= BIG_SYNC
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console, disable=not show, transient=True) as progress:
-        task = progress.add_task("taking in entries", total=to_take)
-        publisher = FileLogPublisher(store.oplog, log)
-        ingester = FileLogIngester(log, store.oplog,
-                                   progress=lambda _peer, n: progress.advance(task, n))
-        published = await publisher.run_once()
-        ingested = await ingester.run_once()
-    return {"published": published, "ingested": ingested,
-            "diverged": {str(p): str(e) for p, e in ingester.diverged.items()}}
+def _say_round(report: SyncReport, where: str, *, as_json: bool, live: bool) -> None:
+    """One round's outcome: a JSON line (``--json``) or a line of text and its problems."""
+    if as_json:
+        if live:
+            sys.stdout.write(json.dumps({"at": _now(), **report.to_json()}) + "\n")
+            sys.stdout.flush()
+        else:
+            emit_json(report.to_json())
+        return
+    if live and not (report.published or report.ingested) and report.ok:
+        return
+    console.print(f"{_now() + ' ' if live else ''}published {report.published} entries, "
+                  f"took in {report.ingested} from {where}", highlight=False)
+    for peer, why in report.diverged.items():
+        console.print(f"[red]not syncing {peer}[/red]: {why}", highlight=False)
+    for why in report.refused:
+        console.print(f"[red]not published[/red]: {why}", highlight=False)
+    for peer, held in report.withheld.items():
+        console.print(f"[red]withheld[/red]: at least {held.at_least} entries of device {peer} "
+                      f"from index {held.from_index} ({held.kind}); run `peerlog doctor "
+                      f"--folder {where}`", highlight=False)
+
+
+def _now() -> str:
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+
+
+async def _sync_rounds(sync: FolderSync | RelaySync, where: str, args: argparse.Namespace,
+                       progress: Progress) -> int:
+    report = await sync.run_once()
+    progress.stop()
+    _say_round(report, where, as_json=args.json, live=False)
+    if not args.watch:
+        return 0 if report.ok else 1
+    if not args.json:
+        console.print(f"following {where}; Ctrl-C to stop", highlight=False)
+    await sync.run(lambda r: _say_round(r, where, as_json=args.json, live=True))
+    return 0
+
+
+def _progress(show: bool) -> tuple[Progress, Callable[[UUID, int], None]]:
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        console=console, disable=not show, transient=True)
+    task = progress.add_task("taking in entries", total=None)
+    return progress, lambda _peer, n: progress.advance(task, n)
 
 
 async def cmd_sync(args: argparse.Namespace) -> int:
-    if bool(args.folder) == bool(args.server):
-        raise CliError("sync needs exactly one of --folder DIR or --server URL", code=2)
-    if args.server:
-        return await _sync_server(args)
+    home = home_dir(args.home)
+    if args.folder and args.server:
+        raise CliError("sync takes one of --folder DIR or --server URL, not both", code=2)
+    if args.server or not args.folder:
+        return await _sync_server(args, home)
     folder = shared_folder(args.folder)
-    async with open_device(home_dir(args.home)) as store:
+    async with open_device(home) as store:
         log = FileLog(folder, store.origin)
         try:
-            result = await _sync_once(store, log, args.json)
-            if args.json and not args.watch:
-                emit_json(result)
-            elif not args.json:
-                console.print(f"published {result['published']} entries, took in "
-                              f"{result['ingested']} from the folder")
-                for peer, why in dict(result["diverged"]).items():  # type: ignore[call-overload]
-                    console.print(f"[red]not syncing {peer}[/red]: {why}")
-            if args.watch:
-                console.print(f"following {folder}; Ctrl-C to stop")
-                await run_together(FileLogPublisher(store.oplog, log).run(),
-                                   FileLogIngester(log, store.oplog).run())
+            show = not args.json and await _lag(store, log) >= BIG_SYNC
+            progress, advance = _progress(show)
+            with progress:
+                sync = FolderSync(store.oplog, log, progress=advance)
+                return await _sync_rounds(sync, str(folder), args, progress)
         finally:
             await log.close()
-    return 1 if result["diverged"] else 0
 
 
-async def _sync_server(args: argparse.Namespace) -> int:
-    token = args.token or os.environ.get("PEERLOG_TOKEN")
-    if not token:
-        raise CliError("--server needs this device's token: --token T or $PEERLOG_TOKEN",
-                       code=2)
-    async with open_device(home_dir(args.home)) as store, \
-            RemoteReplica(args.server, token) as relay:
-        push = Puller(store.oplog, relay, skip=())
-        pull_in = Puller(relay, store.oplog, skip=(store.origin,))
-        mine = PeerCursors({store.origin: (await store.oplog.cursors()).of(store.origin)})
-        published = await push.catch_up(mine)
-        taken = await pull_in.run_once()
-        diverged = {str(p): str(e) for p, e in {**push.diverged, **pull_in.diverged}.items()}
-        if args.json and not args.watch:
-            emit_json({"published": published, "ingested": taken, "diverged": diverged})
-        elif not args.json:
-            console.print(f"published {published} entries, took in {taken} from {args.server}")
-        if args.watch:
-            console.print(f"following {args.server}; Ctrl-C to stop")
-            await run_together(_push_live(store, relay), pull_in.run())
-    return 1 if diverged else 0
-
-
-async def run_together(*drivers: Coroutine[Any, Any, None]) -> None:
-    """Run live drivers until one fails or all are cancelled (Ctrl-C); then stop them all."""
-    tasks = [asyncio.create_task(driver) for driver in drivers]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _push_live(store: StateStore, relay: RemoteReplica) -> None:
-    """Push this device's own origin whenever it advances."""
-    push = Puller(store.oplog, relay)
-    async with watching(store.oplog) as events:
-        async for event in events:
-            if store.origin in event.cursors:
-                await push.catch_up(PeerCursors({store.origin: event.cursors[store.origin]}))
+async def _sync_server(args: argparse.Namespace, home: Path) -> int:
+    saved = load_relay(home)
+    url = args.server or (saved or {}).get("server")
+    if not url:
+        raise CliError("sync needs --folder DIR or --server URL (no relay remembered for "
+                       "this device yet)", code=2)
+    token = read_token(args.token, url, saved)
+    async with open_device(home) as store:
+        if args.token:
+            save_relay(home, url, token)
+        async with RemoteReplica(url, token, ca=args.ca) as relay:
+            progress, advance = _progress(not args.json)
+            with progress:
+                sync = RelaySync(store.oplog, relay, progress=advance)
+                return await _sync_rounds(sync, url, args, progress)
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
     tokens = TokenStore.load(args.tokens)
-    console.print(f"peerlog relay on http://{args.host}:{args.port} serving {args.db}")
-    await serve_forever(args.db, tokens, args.host, args.port)
+    defaults = default_connection_limits()
+    options = ServeOptions(
+        host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        limits=RelayLimits(rate=args.rate, burst=max(int(args.rate * 2), 1),
+                           quota_bytes=None if args.quota_mb is None
+                           else int(args.quota_mb * (1 << 20))),
+        connections=ConnectionLimits(header_timeout=args.header_timeout,
+                                     body_timeout=args.body_timeout,
+                                     max_connections=args.max_connections
+                                     or defaults.max_connections))
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise CliError("--tls-cert and --tls-key go together", code=2)
+    for warning in warnings_for(tokens, options):
+        Console(stderr=True).print(f"[bold yellow]warning:[/bold yellow] {warning}",
+                                   highlight=False)
+    console.print(f"peerlog relay on {options.scheme}://{args.host}:{args.port} serving "
+                  f"{args.db}", highlight=False)
+    await serve_forever(args.db, tokens, options)
     return 0
 
 
 async def cmd_token(args: argparse.Namespace) -> int:
     tokens = TokenStore.load(args.tokens)
-    origin = None
-    if args.device:
-        try:
-            origin = UUID(args.device)
-        except ValueError:
-            raise CliError(f"--device must be a peer id (a UUID), got {args.device!r}",
-                           code=2) from None
+    if args.list:
+        grants = tokens.grants()
+        if args.json:
+            emit_json({"tokens": [{"device": str(g.origin) if g.origin else None,
+                                   "name": g.name} for g in grants]})
+        else:
+            table(f"{args.tokens}: {len(grants)} token(s)", ["device", "name"],
+                  [[str(g.origin) if g.origin else "(relay: any origin)", g.name]
+                   for g in grants])
+        return 0
+    if args.revoke:
+        gone = tokens.revoke(_peer_arg(args.revoke, "--revoke"))
+        if not gone:
+            raise CliError(f"no token of device {args.revoke} in {args.tokens}")
+        console.print(f"revoked {gone} token(s) of device {args.revoke}; the relay stops "
+                      "accepting them within a second", highlight=False)
+        return 0
+    origin = _peer_arg(args.device, "--device") if args.device else None
     print(tokens.issue(origin, args.name))
     return 0
 
 
+def _peer_arg(text: str, option: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise CliError(f"{option} must be a peer id (a UUID), got {text!r}", code=2) from None
+
+
 async def cmd_status(args: argparse.Namespace) -> int:
+    withheld: dict[UUID, Withheld] = {}
     async with open_device(home_dir(args.home)) as store:
         here = await store.oplog.cursors()
         folder_extents = None
         if args.folder:
             log = FileLog(shared_folder(args.folder), store.origin)
-            folder_extents = await log.cursors()
-            await log.close()
+            try:
+                folder_extents = await log.cursors()
+                withheld = await asyncio.to_thread(log.withheld)
+            finally:
+                await log.close()
+        skipped = await store.skipped_count()
         peers: set[UUID] = {store.origin} | set(here) | set(folder_extents or {})
         rows = []
         for peer in sorted(peers, key=str):
@@ -210,17 +276,34 @@ async def cmd_status(args: argparse.Namespace) -> int:
                 row["in_folder"] = in_folder
                 row["lag"] = max(in_folder - held, 0) if peer != store.origin \
                     else max(held - in_folder, 0)
+                hidden = withheld.get(peer)
+                row["withheld"] = None if hidden is None else {
+                    "from_index": hidden.from_index, "at_least": hidden.at_least,
+                    "kind": hidden.kind}
             rows.append(row)
     if args.json:
-        emit_json({"peer_id": str(store.origin), "origins": rows})
+        emit_json({"peer_id": str(store.origin), "origins": rows,
+                   "skipped_operations": skipped})
         return 0
-    columns = ["origin", "", "held here"] + (["in folder", "lag"]
+    columns = ["origin", "", "held here"] + (["in folder", "lag", "withheld"]
                                              if folder_extents is not None else [])
     table(f"device {store.origin}", columns, [
         [str(r["origin"]), "this device" if r["this_device"] else "", str(r["held"])]
-        + ([str(r["in_folder"]), str(r["lag"])] if folder_extents is not None else [])
+        + ([str(r["in_folder"]), str(r["lag"]),
+            _withheld_cell(withheld.get(UUID(str(r["origin"]))))]
+           if folder_extents is not None else [])
         for r in rows])
+    if withheld:
+        console.print(f"[red]entries of {len(withheld)} device(s) are withheld[/red]: run "
+                      f"`peerlog doctor --folder {args.folder}`", highlight=False)
+    if skipped:
+        console.print(f"[yellow]{skipped} operation(s) skipped by the state view[/yellow] "
+                      "(not valid state operations; kept in the log)", highlight=False)
     return 0
+
+
+def _withheld_cell(held: Withheld | None) -> str:
+    return "" if held is None else f"≥{held.at_least} from {held.from_index} ({held.kind})"
 
 
 async def cmd_doctor(args: argparse.Namespace) -> int:

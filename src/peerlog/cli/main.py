@@ -4,20 +4,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from peerlog.cli import commands
 from peerlog.cli.device import CliError
-from peerlog.sync.errors import SyncError
+from peerlog.sync.errors import DiskFullError, SyncError
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr and exit 2, like every error."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message} (see `{self.prog} --help`)", 2)
+        sys.exit(2)
+
+
+def name_arg(text: str) -> str:
+    """A table or key name from the command line: text that encodes as UTF-8."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(
+            f"{text.encode(errors='surrogateescape')!r} is not valid UTF-8") from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="peerlog", description="Local-first sync through per-device append-only logs.")
     parser.add_argument("--home", metavar="DIR",
                         help="the device's folder (default: $PEERLOG_HOME, else the "
@@ -33,25 +52,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("init", commands.cmd_init, "create this device: its peer id and database")
     p.add_argument("--json", action="store_true")
     p = command("put", commands.cmd_put, "set TABLE/KEY to a JSON value")
-    p.add_argument("table")
-    p.add_argument("key")
+    p.add_argument("table", type=name_arg)
+    p.add_argument("key", type=name_arg)
     p.add_argument("json_value", metavar="JSON")
     p = command("get", commands.cmd_get, "print the JSON value of TABLE/KEY")
-    p.add_argument("table")
-    p.add_argument("key")
+    p.add_argument("table", type=name_arg)
+    p.add_argument("key", type=name_arg)
     p = command("delete", commands.cmd_delete, "delete TABLE/KEY")
-    p.add_argument("table")
-    p.add_argument("key")
+    p.add_argument("table", type=name_arg)
+    p.add_argument("key", type=name_arg)
     p = command("ls", commands.cmd_ls, "every live key and value of TABLE")
-    p.add_argument("table")
+    p.add_argument("table", type=name_arg)
     p.add_argument("--json", action="store_true")
     p = command("sync", commands.cmd_sync,
-                "publish this device's log to a shared folder and take in every other")
+                "publish this device's log and take in every other (a folder or a relay)")
     p.add_argument("--folder", metavar="DIR")
-    p.add_argument("--watch", action="store_true", help="keep following until interrupted")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--server", metavar="URL", help="a relay instead of a folder")
-    p.add_argument("--token", help="this device's token for --server (or $PEERLOG_TOKEN)")
+    p.add_argument("--watch", action="store_true",
+                   help="keep following until interrupted; retries while offline")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON document (with --watch: one JSON line per round)")
+    p.add_argument("--server", metavar="URL",
+                   help="a relay instead of a folder (remembered: later runs may omit it)")
+    p.add_argument("--token", metavar="TOKEN",
+                   help="this device's relay token, remembered in the device home; '-' "
+                        "reads it from stdin (else $PEERLOG_TOKEN)")
+    p.add_argument("--ca", metavar="FILE",
+                   help="also trust this PEM certificate for the relay's TLS "
+                        "(the system store and $SSL_CERT_FILE always are)")
     p = command("status", commands.cmd_status,
                 "every origin: entries held here, in the folder, and the lag")
     p.add_argument("--folder", metavar="DIR")
@@ -66,14 +93,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8470)
     p.add_argument("--tokens", metavar="FILE", default="peerlog-tokens.json",
-                   help="the token file (see `peerlog token`)")
+                   help="the token file (see `peerlog token`); re-read when it changes")
+    p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
+    p.add_argument("--tls-key", metavar="FILE", help="... and this private key")
+    p.add_argument("--quota-mb", type=float, metavar="N",
+                   help="payload stored per device, in MiB (default: no quota)")
+    p.add_argument("--rate", type=float, default=200.0, metavar="N",
+                   help="requests per second per token (default 200; bursts of 2x)")
+    p.add_argument("--max-connections", type=int, metavar="N",
+                   help="open connections (default: 1000, or what the descriptor limit allows)")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds for a request's headers to arrive (default 10)")
+    p.add_argument("--body-timeout", type=float, default=60.0, metavar="S",
+                   help="seconds for a request's body to arrive (default 60)")
     p = command("token", commands.cmd_token,
-                "issue a token for the relay: a device's (--device) or a relay's (--relay)")
+                "issue, list or revoke relay tokens: a device's (--device) or a relay's")
     p.add_argument("--tokens", metavar="FILE", default="peerlog-tokens.json")
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--device", metavar="PEER_ID", help="may write only this origin")
-    who.add_argument("--relay", action="store_true", help="may write any origin")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--device", metavar="PEER_ID", help="issue a token that may write only "
+                                                          "this origin")
+    what.add_argument("--relay", action="store_true", help="issue a token that may write "
+                                                           "any origin")
+    what.add_argument("--list", action="store_true", help="list the tokens (never their "
+                                                          "secrets: only hashes are kept)")
+    what.add_argument("--revoke", metavar="PEER_ID", help="remove every token of a device")
     p.add_argument("--name", default="")
+    p.add_argument("--json", action="store_true")
     p = command("demo", commands.cmd_demo,
                 "several devices, as separate processes, converging through one folder")
     p.add_argument("--devices", type=int, default=4)
@@ -94,7 +139,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         return fail(str(exc), exc.code)
     except (SyncError, OSError) as exc:
+        if _disk_full(exc):
+            return fail(f"disk is full ({exc})", 1)
         return fail(str(exc), 1)
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """True when ``exc`` or its causes mean no space is left on the device."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, DiskFullError) or (
+                isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
+            return True
+        exc, seen = exc.__cause__, seen + 1
+    return False
 
 
 def fail(message: str, code: int) -> int:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Protocol
 from uuid import UUID
 
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
+from peerlog.sync.batch import byte_chunks
 from peerlog.sync.errors import DivergenceError
 from peerlog.sync.faces import FileLogReplica, HasErasures, Replica
 from peerlog.sync.watch import watching
@@ -27,13 +29,29 @@ class OwnOplog(Replica, Protocol):
     def origin(self) -> UUID: ...
 
 
+class WithheldRange(Protocol):
+    """Entries of an origin a file log holds but cannot serve, from ``from_index`` on."""
+
+    @property
+    def from_index(self) -> int: ...
+
+    @property
+    def at_least(self) -> int: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
 class SharedFileLog(FileLogReplica, HasErasures, Protocol):
-    """A file log that says where its own origin's log ends and what it erased."""
+    """A file log that says where its own origin's log ends, what it erased, and what
+    it withholds."""
 
     @property
     def next_index(self) -> int: ...
 
     def erased_slots(self, peer: UUID) -> list[tuple[int, bytes]]: ...
+
+    def withheld(self) -> Mapping[UUID, WithheldRange]: ...
 
 
 class FileLogPublisher:
@@ -74,7 +92,9 @@ class FileLogPublisher:
             got = await self.oplog.read_since(origin, index, min(self.batch, held - index))
             if not got:
                 break
-            await asyncio.to_thread(self.file_log.append_many, index, [e for _, e in got])
+            entries = [e for _, e in got]
+            for a, b in byte_chunks(entries):
+                await asyncio.to_thread(self.file_log.append_many, index + a, entries[a:b])
             written += len(got)
             index = got[-1][0] + 1
             if self.progress is not None:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Collection
 from uuid import UUID
 
+from peerlog.sync.batch import byte_chunks
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.entry import Expunged
 from peerlog.sync.errors import CodecError, DivergenceError
@@ -33,16 +34,22 @@ class Puller:
     A `DivergenceError` for one origin (two devices wrote different entries
     under one index) stops that origin only: it is logged, kept in
     `diverged`, and that origin is skipped from then on, so the others keep
-    syncing and nothing picks a side.  Origins in ``skip`` are never copied.
+    syncing and nothing picks a side.  Origins in ``skip`` are never copied;
+    when ``only`` is given, no origin outside it is copied (entries and
+    erasures alike: a device pushes its own origin and nothing else).
+    Every `apply_many` carries at most `MAX_BATCH_BYTES` of payload (or one
+    entry), whatever the source returned.
     """
 
     def __init__(self, source: LogSource, target: LogProcessor, *,
                  batch: int = DEFAULT_BATCH, skip: Collection[UUID] = (),
+                 only: Collection[UUID] | None = None,
                  progress: Progress | None = None) -> None:
         self.source = source
         self.target = target
         self.batch = batch
         self.skip = frozenset(skip)
+        self.only = None if only is None else frozenset(only)
         self.progress = progress
         self.diverged: dict[UUID, DivergenceError] = {}
         self._erased: set[tuple[UUID, int]] = set()  # erasures already carried over
@@ -57,13 +64,17 @@ class Puller:
         have = await self.target.cursors()
         copied = 0
         for peer, (lo, hi) in have.gaps(ahead).items():
-            if peer in self.skip or peer in self.diverged:
+            if not self._copies(peer):
                 continue
             try:
                 copied += await self._copy(peer, lo, hi)
             except DivergenceError as exc:
                 self._diverge(peer, exc)
         return copied + await self._erase(ahead)
+
+    def _copies(self, peer: UUID) -> bool:
+        return (peer not in self.skip and peer not in self.diverged
+                and (self.only is None or peer in self.only))
 
     def _diverge(self, peer: UUID, exc: DivergenceError) -> None:
         self.diverged[peer] = exc
@@ -76,7 +87,7 @@ class Puller:
         have = await self.target.cursors()
         erased = 0
         for peer, slots in (await self.source.erased()).items():
-            if peer in self.skip or peer in self.diverged:
+            if not self._copies(peer):
                 continue
             for index, digest in slots:
                 if index >= have.of(peer) or (peer, index) in self._erased:
@@ -103,7 +114,9 @@ class Puller:
             if got[0][0] != index:
                 raise CodecError(f"source returned index {got[0][0]} of {peer} for a read "
                                  f"from {index}")
-            copied += await self.target.apply_many(peer, index, [e for _, e in got])
+            entries = [e for _, e in got]
+            for a, b in byte_chunks(entries):
+                copied += await self.target.apply_many(peer, index + a, entries[a:b])
             index = got[-1][0] + 1
             if self.progress is not None:
                 self.progress(peer, len(got))

@@ -2,6 +2,7 @@
 
 from peerlog.filelog.chain import Ignored, OriginChain, Problem
 from peerlog.filelog.doctor import FolderDiagnosis, OriginReport
-from peerlog.filelog.log import FileLog
+from peerlog.filelog.log import FileLog, Withheld
 
-__all__ = ["FileLog", "FolderDiagnosis", "Ignored", "OriginChain", "OriginReport", "Problem"]
+__all__ = ["FileLog", "FolderDiagnosis", "Ignored", "OriginChain", "OriginReport", "Problem",
+           "Withheld"]

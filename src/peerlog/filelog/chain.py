@@ -17,9 +17,11 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from uuid import UUID
 
+from peerlog.filelog.durable import UnsafeFileError, open_segment
 from peerlog.filelog.format import (
     HEADER_SIZE,
     HeaderError,
@@ -30,7 +32,7 @@ from peerlog.filelog.format import (
     scan_records,
 )
 from peerlog.filelog.names import conflict_copy_of, segment_first_index, why_ignored
-from peerlog.sync.batch import gc_paused
+from peerlog.sync.batch import byte_prefix, gc_paused
 from peerlog.sync.entry import DecodedEntry
 from peerlog.sync.errors import DivergenceError
 from peerlog.sync.rules import reconcile
@@ -45,7 +47,9 @@ class Problem:
     ``kind`` is one of: ``incomplete`` (a segment still being written or
     copied), ``corrupt``, ``not-a-segment``, ``future-version``,
     ``foreign-origin``, ``misnamed``, ``unreadable``, ``gap``, ``overlap``,
-    ``divergence``.  ``withheld_from`` is the first index not served because
+    ``divergence``, ``symlink`` (never followed), ``not-a-regular-file`` (a
+    FIFO or device named like a segment), ``oversized`` (larger than any
+    segment can be: not loaded).  ``withheld_from`` is the first index not served because
     of it (None when nothing is withheld).
     """
 
@@ -130,8 +134,12 @@ class ChainReader:
 
     def scan_segment(self, path: Path, first_index: int) -> SegmentScan:
         """Scan (or reuse the cached scan of) one segment file; raises OSError."""
-        with self._lock, open(path, "rb") as f:
-            return self._scan_open(path, first_index, f.fileno())
+        with self._lock:
+            fd = open_segment(path)
+            try:
+                return self._scan_open(path, first_index, fd)
+            finally:
+                os.close(fd)
 
     def _scan_open(self, path: Path, first_index: int, fd: int) -> SegmentScan:
         key = _stat_key(os.fstat(fd))
@@ -170,6 +178,11 @@ class ChainReader:
         """The valid chain of ``origin``'s folder (empty when the folder is missing)."""
         folder = self._root / str(origin)
         result = OriginChain(origin)
+        if os.path.islink(folder):
+            self._add(result, Problem(origin, str(folder), "symlink",
+                                      "the device folder is a symbolic link: never followed "
+                                      "inside the shared folder", 0))
+            return result
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
@@ -216,6 +229,9 @@ class ChainReader:
                 break
             try:
                 seg = self.scan_segment(path, first)
+            except UnsafeFileError as exc:
+                self._add(chain, Problem(origin, str(path), exc.kind, exc.detail, expected))
+                break
             except OSError as exc:
                 self._add(chain, Problem(origin, str(path), "unreadable",
                                          f"{exc.strerror or exc} (a cloud placeholder not "
@@ -295,6 +311,10 @@ class ChainReader:
             if not got:
                 break
             out.extend(got)
+            fit = byte_prefix(map(itemgetter(1), out))
+            if fit < len(out):  # the byte bound of a batch (sync.batch.MAX_BATCH_BYTES)
+                del out[fit:]
+                break
             index = got[-1][0] + 1
             position += 1
 
@@ -305,7 +325,7 @@ class ChainReader:
         first_rec, last_rec = _span(records, lo, hi)
         if first_rec < 0:
             return []
-        with open(seg.path, "rb") as f:
+        with os.fdopen(open_segment(seg.path), "rb") as f:
             unchanged = _stat_key(os.fstat(f.fileno())) == seg.key
             if not unchanged:
                 # Rewritten (an expunge) or grown since the scan: rescan this

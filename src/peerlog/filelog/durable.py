@@ -4,7 +4,60 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from pathlib import Path
+
+from peerlog.filelog.format import MAX_SEGMENT_FILE
+
+
+class UnsafeFileError(OSError):
+    """A name in the shared folder that must not be read: ``kind`` says why
+    (``symlink``, ``not-a-regular-file``, ``oversized``)."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def open_segment(path: Path) -> int:
+    """A read-only descriptor of the regular file at ``path``, never through a symlink.
+
+    ``O_NOFOLLOW`` refuses a symlink, ``O_NONBLOCK`` keeps a FIFO from
+    hanging the open, and ``fstat`` refuses anything but a regular file no
+    larger than the format allows (so its size bounds what a scan loads).
+    Raises `UnsafeFileError` for those, `OSError` for the rest.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise UnsafeFileError("symlink", "a symbolic link: never followed inside the "
+                                  "shared folder") from exc
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFileError("not-a-regular-file", "not a regular file (a FIFO, device "
+                                  "or folder named like a segment)")
+        if st.st_size > MAX_SEGMENT_FILE:
+            raise UnsafeFileError("oversized", f"{st.st_size} bytes, more than a segment "
+                                  f"can hold ({MAX_SEGMENT_FILE}); not loaded")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def real_folder(path: Path) -> bool:
+    """True when ``path`` is a folder itself, not a symlink to one (nor a file)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def sync_fd(fd: int) -> None:
@@ -25,7 +78,7 @@ def sync_fd(fd: int) -> None:
 
 def sync_dir(path: Path) -> None:
     """Make a directory's entries (a new or renamed file) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         os.fsync(fd)
     finally:
@@ -46,7 +99,7 @@ def replace_atomically(path: Path, data: bytes) -> None:
     for a segment), is synced, renamed over ``path``, and the directory synced.
     """
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
         write_all(fd, data)
         sync_fd(fd)

@@ -15,6 +15,7 @@ from itertools import accumulate, repeat
 from uuid import UUID
 
 from peerlog.sync.entry import DIGEST_SIZE, TS_LIMIT, DecodedEntry, Entry, Expunged
+from peerlog.sync.errors import CodecError
 
 MAGIC = b"\x89PLOG\r\n\x1a"
 """First 8 bytes of every segment (a high byte, CR LF and ^Z catch text-mode mangling)."""
@@ -43,6 +44,9 @@ SEGMENT_MAX_BYTES = 8 << 20
 """Writers start a new segment once the current one holds 8 MiB ..."""
 SEGMENT_MAX_ENTRIES = 100_000
 """... or 100,000 entries, whichever comes first."""
+MAX_SEGMENT_FILE = SEGMENT_MAX_BYTES + MAX_RECORD_BODY + 64
+"""The largest file a valid segment can be (its last record began below 8 MiB); a larger
+file is diagnosed, never loaded."""
 
 _u32 = struct.Struct(">I")
 
@@ -56,6 +60,10 @@ def encode_header(origin: UUID, first_index: int) -> bytes:
     """The 40-byte segment header."""
     head = HEADER.pack(MAGIC, FORMAT_VERSION, 0, origin.bytes, first_index, 0)[:-CRC_SIZE]
     return head + _u32.pack(zlib.crc32(head))
+
+
+class RecordTooLargeError(CodecError):
+    """An entry that no record of this format can hold; nothing was written."""
 
 
 class HeaderError(Exception):
@@ -76,7 +84,8 @@ def decode_header(data: bytes) -> tuple[UUID, int]:
         raise HeaderError("incomplete", f"header has {len(data)} of {HEADER_SIZE} bytes")
     magic, version, _flags, origin, first, crc = HEADER.unpack_from(data)
     if magic != MAGIC:
-        raise HeaderError("not-a-segment", f"bad magic {magic!r}, expected {MAGIC!r}")
+        # The bytes found are not quoted: the file may be anything (a symlinked secret).
+        raise HeaderError("not-a-segment", "the file does not start with the segment magic")
     if version != FORMAT_VERSION:
         raise HeaderError(
             "future-version" if version > FORMAT_VERSION else "not-a-segment",
@@ -101,14 +110,25 @@ def encode_record(first_index: int, entries: Sequence[DecodedEntry]) -> bytes:
 
 
 def split_records(entries: Sequence[DecodedEntry]) -> list[tuple[int, int]]:
-    """Cut a batch into ``[lo, hi)`` slices that each make one record within the bounds."""
+    """Cut a batch into ``[lo, hi)`` slices that each make one record within the bounds.
+
+    A record is closed *before* the entry that would take its body past
+    `TARGET_RECORD_BODY`, so only a lone entry makes a larger record; an entry
+    too large for any record (over `MAX_RECORD_BODY`) raises `RecordTooLargeError`
+    before anything is written.
+    """
     cuts: list[tuple[int, int]] = []
     lo, size = 0, 0
     for i, entry in enumerate(entries):
-        size += PER_ENTRY_FIXED + len(entry.payload if type(entry) is Entry else entry.digest)
-        if i + 1 - lo >= MAX_RECORD_ENTRIES or size >= TARGET_RECORD_BODY:
-            cuts.append((lo, i + 1))
-            lo, size = i + 1, 0
+        cost = PER_ENTRY_FIXED + len(entry.payload if type(entry) is Entry else entry.digest)
+        if cost > MAX_RECORD_BODY:
+            raise RecordTooLargeError(
+                f"an entry of {cost - PER_ENTRY_FIXED} bytes cannot be written: a record "
+                f"body is limited to {MAX_RECORD_BODY} bytes")
+        if i > lo and (i - lo >= MAX_RECORD_ENTRIES or size + cost > TARGET_RECORD_BODY):
+            cuts.append((lo, i))
+            lo, size = i, 0
+        size += cost
     if lo < len(entries):
         cuts.append((lo, len(entries)))
     return cuts

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from uuid import UUID
@@ -23,7 +24,8 @@ import watchfiles
 
 from peerlog.filelog.chain import ChainReader, Ignored, OriginChain, Problem
 from peerlog.filelog.doctor import FolderDiagnosis, OriginReport
-from peerlog.filelog.names import peer_of_folder, why_ignored
+from peerlog.filelog.durable import real_folder
+from peerlog.filelog.names import peer_of_folder, segment_first_index, why_ignored
 from peerlog.filelog.writer import OwnLogWriter
 from peerlog.sync.batch import DEFAULT_READ_BATCH, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
@@ -32,6 +34,28 @@ from peerlog.sync.errors import BackendError, ClosedError
 from peerlog.sync.watch import CursorHub
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """Entries of ``origin`` in the folder that no reader serves, from ``from_index`` on.
+
+    ``at_least`` is a lower bound (what the segment names beyond the damage
+    announce, and at least 1); `FileLog.doctor` says what is wrong.
+    """
+
+    origin: UUID
+    from_index: int
+    at_least: int
+    kind: str
+    path: str
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
 
 
 class FileLog:
@@ -90,7 +114,10 @@ class FileLog:
         except OSError as exc:
             raise BackendError(f"cannot list shared folder {self._root}: {exc}") from exc
         peers = [p for p in map(peer_of_folder, names) if p is not None]
-        return sorted(p for p in peers if (self._root / str(p)).is_dir())
+        # A symlinked device folder is listed (so `doctor` and `withheld` report it)
+        # but its chain is empty: it is never followed.
+        return sorted(p for p in peers if real_folder(self._root / str(p))
+                      or os.path.islink(self._root / str(p)))
 
     def read_entries(self, peer: UUID, from_index: int,
                      limit: int | None = None) -> list[tuple[int, DecodedEntry]]:
@@ -134,6 +161,28 @@ class FileLog:
             extent = self._reader.chain(peer).extent
             if extent:
                 out[peer] = extent
+        return out
+
+    def withheld(self) -> dict[UUID, Withheld]:
+        """Every origin whose log in the folder has entries readers cannot serve.
+
+        A tail still being written or copied (``incomplete``) is the normal
+        state of a live folder and is not listed; damage, gaps, forks and
+        unreadable segments are.
+        """
+        self._check_open()
+        out: dict[UUID, Withheld] = {}
+        for peer in self.list_peers():
+            chain = self._reader.chain(peer)
+            for problem in chain.problems:
+                if problem.withheld_from is None or problem.kind == "incomplete":
+                    continue
+                named = [first for first in map(segment_first_index, _names(self._root / str(peer)))
+                         if first is not None]
+                beyond = max(named, default=problem.withheld_from) - problem.withheld_from
+                out[peer] = Withheld(peer, problem.withheld_from, max(beyond, 1),
+                                     problem.kind, problem.path)
+                break
         return out
 
     def chain(self, peer: UUID) -> OriginChain:
@@ -243,7 +292,7 @@ class FileLog:
         for name in sorted(os.listdir(self._root)):
             path = self._root / name
             peer = peer_of_folder(name)
-            if peer is None or not path.is_dir():
+            if peer is None or not (real_folder(path) or path.is_symlink()):
                 reason = why_ignored(name)
                 if reason == "not a segment name":
                     reason = "not a peer folder (the name is not an origin UUID)" \

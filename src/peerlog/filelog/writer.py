@@ -19,7 +19,13 @@ from pathlib import Path
 from uuid import UUID
 
 from peerlog.filelog.chain import ChainReader, OriginChain
-from peerlog.filelog.durable import replace_atomically, sync_dir, sync_fd, write_all
+from peerlog.filelog.durable import (
+    open_segment,
+    replace_atomically,
+    sync_dir,
+    sync_fd,
+    write_all,
+)
 from peerlog.filelog.format import (
     HEADER_SIZE,
     SEGMENT_MAX_BYTES,
@@ -68,8 +74,11 @@ class OwnLogWriter:
     def _ensure_open(self) -> None:
         if self._opened:
             return
+        if self._folder.is_symlink():
+            raise BackendError(f"refusing to write {self._folder}: it is a symbolic link, and "
+                               "nothing inside the shared folder is ever followed out of it")
         try:
-            self._folder.mkdir(exist_ok=True)
+            self._folder.mkdir(exist_ok=True, mode=0o700)
             self._lock_folder()
         except OSError as exc:
             raise BackendError(f"cannot open {self._folder} for writing: {exc}") from exc
@@ -77,7 +86,7 @@ class OwnLogWriter:
         self._opened = True
 
     def _lock_folder(self) -> None:
-        fd = os.open(self._folder, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(self._folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -125,7 +134,7 @@ class OwnLogWriter:
     def _open_tail(self, path: Path, first: int, size: int) -> None:
         if self._fd is not None:
             os.close(self._fd)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
         sync_fd(self._fd)
         self._tail, self._tail_first, self._tail_size = path, first, size
 
@@ -159,11 +168,12 @@ class OwnLogWriter:
             raise CursorMismatchError(self._next, start, peer=self._origin)
         if not entries:
             return
+        cuts = split_records(entries)  # refuses an entry too large before anything is written
         self._check_untouched()
         try:
             created = False
             index = start
-            for lo, hi in split_records(entries):
+            for lo, hi in cuts:
                 if (self._fd is None or self._tail_size >= SEGMENT_MAX_BYTES
                         or index - self._tail_first >= SEGMENT_MAX_ENTRIES):
                     self._new_segment(index)
@@ -204,7 +214,7 @@ class OwnLogWriter:
         self._check_untouched()
         chain = self._reader.chain(self._origin)
         seg = next(s for s in reversed(chain.segments) if s.first_index <= index)
-        with open(seg.path, "rb") as f:
+        with os.fdopen(open_segment(seg.path), "rb") as f:
             data = f.read()
         scan = scan_records(data, HEADER_SIZE, seg.first_index)
         ref = next(r for r in scan.records if r.first_index <= index < r.first_index + r.count)

@@ -24,9 +24,10 @@ import httpx
 import websockets
 
 from peerlog.net.wire import API, RECORD_TYPE, decode_batch, encode_batch, event_from_json
+from peerlog.sync.backoff import Backoff
 from peerlog.sync.batch import DEFAULT_READ_BATCH, check_batch_start, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
-from peerlog.sync.entry import DecodedEntry, check_entry
+from peerlog.sync.entry import DIGEST_SIZE, DecodedEntry, check_entry
 from peerlog.sync.errors import (
     AccessDeniedError,
     BackendError,
@@ -34,6 +35,7 @@ from peerlog.sync.errors import (
     CodecError,
     CursorMismatchError,
     DivergenceError,
+    QuotaExceededError,
 )
 from peerlog.sync.faces import Applied
 from peerlog.sync.watch import CursorHub
@@ -41,25 +43,46 @@ from peerlog.sync.watch import CursorHub
 log = logging.getLogger(__name__)
 
 
-_tls: ssl.SSLContext | None = None
+_tls: dict[str | None, ssl.SSLContext] = {}
+
+MAX_RETRY_AFTER = 60.0
+"""The longest a `Retry-After` from the relay is honoured before giving up."""
+
+WS_UNAUTHORIZED = 4401
+"""The close code a relay's watch uses for a missing or refused token (docs/relay.md)."""
 
 
-def _tls_context() -> ssl.SSLContext:
-    """One verifying TLS context per process: loading the CA bundle costs ~25 ms."""
-    global _tls
-    if _tls is None:
-        _tls = ssl.create_default_context(cafile=certifi.where())
-    return _tls
+def tls_context(ca: str | None = None) -> ssl.SSLContext:
+    """A verifying TLS context: the system store (and ``$SSL_CERT_FILE``), certifi's
+    bundle, and ``ca`` when given.  One per CA file: loading a bundle costs ~25 ms."""
+    context = _tls.get(ca)
+    if context is None:
+        context = ssl.create_default_context()  # the system store, SSL_CERT_FILE too
+        context.load_verify_locations(certifi.where())
+        if ca is not None:
+            try:
+                context.load_verify_locations(ca)
+            except (OSError, ssl.SSLError) as exc:
+                raise BackendError(f"cannot load the CA certificate {ca}: {exc}") from exc
+        _tls[ca] = context
+    return context
 
 
 class RemoteReplica:
-    """The `Replica` a relay at ``url`` serves, reached with ``token``."""
+    """The `Replica` a relay at ``url`` serves, reached with ``token``.
 
-    def __init__(self, url: str, token: str, *, timeout: float = 30.0) -> None:
+    ``ca`` is a PEM file of extra certificates to trust (a relay with its own
+    certificate authority); the system store is always trusted.  A 429 answer
+    is retried after the relay's ``Retry-After`` (up to `MAX_RETRY_AFTER`).
+    """
+
+    def __init__(self, url: str, token: str, *, timeout: float = 30.0,
+                 ca: str | None = None) -> None:
         self._url = url.rstrip("/")
         self._token = token
+        self._ssl = tls_context(ca)
         self._client = httpx.AsyncClient(
-            base_url=self._url + API, timeout=timeout, verify=_tls_context(),
+            base_url=self._url + API, timeout=timeout, verify=self._ssl,
             headers={"Authorization": f"Bearer {token}"})
         self._closed = False
         self._follower: asyncio.Task[None] | None = None
@@ -73,13 +96,30 @@ class RemoteReplica:
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if self._closed:
             raise ClosedError(f"the remote replica {self._url} is closed")
+        waited = 0.0
+        while True:
+            try:
+                response = await self._client.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                raise BackendError(f"relay {self._url} unreachable: {exc!r}") from exc
+            if response.status_code == 429:
+                delay = _retry_after(response)
+                if waited + delay <= MAX_RETRY_AFTER:
+                    log.info("relay %s asks to slow down; retrying in %.1fs", self._url, delay)
+                    waited += delay
+                    await asyncio.sleep(delay)
+                    continue
+            if response.status_code >= 400:
+                raise _error(response, path)
+            return response
+
+    def _json(self, response: httpx.Response, key: str) -> Any:
+        """``response.json()[key]``; `BackendError` for anything else."""
         try:
-            response = await self._client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise BackendError(f"relay {self._url} unreachable: {exc!r}") from exc
-        if response.status_code >= 400:
-            raise _error(response, path)
-        return response
+            return response.json()[key]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackendError(f"relay {self._url} sent a malformed answer (no {key!r}): "
+                               f"{response.text[:80]!r}") from exc
 
     # -- the write side -------------------------------------------------------
 
@@ -98,7 +138,7 @@ class RemoteReplica:
             "POST", f"/origins/{peer}/entries", params={"start": start_index},
             content=encode_batch(start_index, entries),
             headers={"Content-Type": RECORD_TYPE})
-        new = response.json().get("new")
+        new = self._json(response, "new")
         if type(new) is not int:
             raise BackendError(f"relay {self._url} answered without a count: {response.text}")
         return new
@@ -112,21 +152,35 @@ class RemoteReplica:
             return []
         params = {"from": from_index, "limit": bound}
         response = await self._request("GET", f"/origins/{peer}/entries", params=params)
-        first = int(response.headers.get("X-Peerlog-First", from_index))
-        return decode_batch(response.content, first)
+        first_header = response.headers.get("X-Peerlog-First", str(from_index))
+        if not first_header.isascii() or not first_header.isdigit() or len(first_header) > 19:
+            raise BackendError(f"relay {self._url} sent a malformed X-Peerlog-First "
+                               f"header: {first_header[:40]!r}")
+        first = int(first_header)
+        if response.content and first != from_index:
+            raise BackendError(f"relay {self._url} answered a read from index {from_index} "
+                               f"with entries from {first}")
+        try:
+            return decode_batch(response.content, first)
+        except CodecError as exc:
+            raise BackendError(f"relay {self._url} sent a damaged page of {peer}: {exc}") \
+                from exc
 
     async def erased(self) -> dict[UUID, list[tuple[int, bytes]]]:
         """The relay's erased slots of every origin."""
         response = await self._request("GET", "/erased")
         try:
-            return {UUID(p): [(int(i), bytes.fromhex(d)) for i, d in slots]
-                    for p, slots in response.json()["erased"].items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            return {UUID(p): [(_index(i), _digest(d)) for i, d in slots]
+                    for p, slots in self._json(response, "erased").items()}
+        except (TypeError, ValueError, AttributeError) as exc:
             raise BackendError(f"relay {self._url} sent a malformed erasure list") from exc
 
     async def cursors(self) -> PeerCursors:
         response = await self._request("GET", "/cursors")
-        return PeerCursors.from_json(response.json().get("cursors"))
+        try:
+            return PeerCursors.from_json(self._json(response, "cursors"))
+        except CodecError as exc:
+            raise BackendError(f"relay {self._url} sent malformed cursors: {exc}") from exc
 
     def watch_cursors(self) -> CursorStream:
         """A `Snapshot`, then `Advanced` deltas streamed by the relay over a WebSocket."""
@@ -145,24 +199,39 @@ class RemoteReplica:
     async def _follow(self) -> None:
         """Relay the server's events into the hub; reconnect with backoff."""
         ws_url = "ws" + self._url[len("http"):] + API + "/watch"
-        delay = 0.2
+        secure = self._ssl if ws_url.startswith("wss:") else None
+        backoff = Backoff(first=0.2, cap=5.0)
         while not self._closed:
             try:
                 async with websockets.connect(
                         ws_url, additional_headers={"Authorization": f"Bearer {self._token}"},
-                        open_timeout=10) as socket:
-                    delay = 0.2
+                        open_timeout=10, ssl=secure) as socket:
+                    backoff.reset()
                     async for message in _messages(socket):
                         event = event_from_json(json.loads(message))
                         # A snapshot after a reconnect is folded in like a delta.
                         self._hub.publish(event.cursors)
+                    if socket.close_code == WS_UNAUTHORIZED:
+                        raise AccessDeniedError(
+                            f"relay {self._url} refused this token for watching "
+                            f"({socket.close_reason or 'unauthorized'})")
             except asyncio.CancelledError:
                 raise
+            except AccessDeniedError as exc:
+                log.error("%s", exc)
+                self._hub.fail(exc)  # retrying cannot fix a refused token
+                return
+            except websockets.ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code == WS_UNAUTHORIZED:
+                    denied = AccessDeniedError(f"relay {self._url} refused this token for "
+                                               f"watching ({exc.rcvd.reason})")
+                    log.error("%s", denied)
+                    self._hub.fail(denied)
+                    return
+                log.info("watch of %s interrupted (%s); reconnecting", self._url, exc)
             except (OSError, websockets.WebSocketException, CodecError, ValueError) as exc:
-                log.warning("watch of %s interrupted (%s); reconnecting in %.1fs",
-                            self._url, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+                log.info("watch of %s interrupted (%s); reconnecting", self._url, exc)
+            await asyncio.sleep(backoff.next())
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -193,22 +262,49 @@ async def _messages(socket: Any) -> AsyncIterator[str]:
         yield message if isinstance(message, str) else message.decode()
 
 
+def _retry_after(response: httpx.Response) -> float:
+    """The relay's ``Retry-After`` in seconds (1 when absent or not a number)."""
+    raw = response.headers.get("Retry-After", "")
+    return float(raw) if raw.isascii() and raw.isdigit() and len(raw) < 6 else 1.0
+
+
+def _index(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"not an index: {value!r:.40}")
+    return value
+
+
+def _digest(value: object) -> bytes:
+    if not isinstance(value, str) or len(value) != 2 * DIGEST_SIZE:
+        raise ValueError(f"not a digest: {value!r:.80}")
+    return bytes.fromhex(value)
+
+
 def _error(response: httpx.Response, path: str) -> Exception:
+    """The contract's error for a relay's 4xx/5xx answer; never raises itself."""
     try:
         body = response.json()
+        if not isinstance(body, dict):
+            raise ValueError("not an object")
         kind, message = str(body.get("error")), str(body.get("message"))
-    except (ValueError, AttributeError):
+    except ValueError:
         body, kind, message = {}, "", response.text[:200]
     status = response.status_code
-    if status == 409 and kind == "cursor_mismatch":
-        peer = UUID(path.split("/")[2])
-        return CursorMismatchError(int(body["expected"]), int(body["actual"]), peer=peer)
-    if status == 409 and kind == "divergence":
-        peer = UUID(path.split("/")[2])  # /origins/{peer}/entries
-        return DivergenceError(peer, int(body.get("index", -1)), "reported by the relay")
+    if status == 409:
+        try:
+            peer = UUID(path.split("/")[2])  # /origins/{peer}/entries
+            if kind == "cursor_mismatch":
+                return CursorMismatchError(_index(body["expected"]), _index(body["actual"]),
+                                           peer=peer)
+            if kind == "divergence":
+                return DivergenceError(peer, _index(body.get("index", 0)),
+                                       "reported by the relay")
+        except (KeyError, IndexError, ValueError):
+            return BackendError(f"relay answered 409 with a malformed body: {message[:120]!r}")
     if status in (400, 413):
         return CodecError(f"relay refused the request ({status}): {message}")
     if status in (401, 403):
         return AccessDeniedError(f"relay refused the token ({status}): {message}")
+    if status == 507:
+        return QuotaExceededError(f"relay refused to store more ({status}): {message}")
     return BackendError(f"relay answered {status}: {message}")
-

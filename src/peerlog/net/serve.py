@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import resource
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import uvicorn
 
-from peerlog.net.server import create_app
+from peerlog.net.guard import ConnectionLimits, guarded_protocol
+from peerlog.net.server import RelayLimits, create_app
 from peerlog.net.tokens import TokenStore
 from peerlog.oplog.postgres import PostgresOplog
 from peerlog.oplog.sqlite import SqliteOplog
 from peerlog.sync.errors import CodecError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """Everything about a relay process besides its database and tokens."""
+
+    host: str = "127.0.0.1"
+    port: int = 8470
+    limits: RelayLimits = field(default_factory=RelayLimits)
+    connections: ConnectionLimits | None = None
+    """None: the default deadlines, and a cap that fits the descriptor limit."""
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
 
 
 def open_replica(db: str) -> SqliteOplog | PostgresOplog:
@@ -27,25 +48,61 @@ def open_replica(db: str) -> SqliteOplog | PostgresOplog:
     raise CodecError(f"--db must be sqlite:PATH or postgresql://…, got {db!r}")
 
 
-def _config(replica: SqliteOplog | PostgresOplog, tokens: TokenStore, host: str,
-            port: int) -> uvicorn.Config:
-    return uvicorn.Config(create_app(replica, tokens), host=host, port=port,
-                          log_level="warning", lifespan="off", ws="websockets-sansio",
-                          timeout_graceful_shutdown=2)
+def default_connection_limits() -> ConnectionLimits:
+    """Deadlines as documented, and a connection cap that leaves 64 descriptors spare."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    cap = ConnectionLimits().max_connections
+    if soft != resource.RLIM_INFINITY:
+        cap = max(min(cap, soft - 64), 8)
+    return ConnectionLimits(max_connections=cap)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warnings_for(tokens: TokenStore, options: ServeOptions) -> list[str]:
+    """What an operator must hear before the relay starts."""
+    out = []
+    if not len(tokens):
+        where = tokens.path if tokens.path is not None else "memory"
+        out.append(f"the token file {where} is missing or empty: no device can sync until "
+                   "you issue tokens with `peerlog token` (they are picked up without a "
+                   "restart)")
+    if options.tls_cert is None and not is_loopback(options.host):
+        out.append(f"serving plain HTTP on {options.host}: tokens and entries cross the "
+                   "network unencrypted; use --tls-cert/--tls-key or a TLS proxy")
+    return out
+
+
+def _config(replica: SqliteOplog | PostgresOplog, tokens: TokenStore,
+            options: ServeOptions) -> uvicorn.Config:
+    connections = options.connections or default_connection_limits()
+    return uvicorn.Config(
+        create_app(replica, tokens, limits=options.limits), host=options.host,
+        port=options.port, log_level="warning", lifespan="off", ws="websockets-sansio",
+        http=guarded_protocol(connections), timeout_keep_alive=5,
+        timeout_graceful_shutdown=2, ssl_certfile=options.tls_cert,
+        ssl_keyfile=options.tls_key)
 
 
 @contextlib.asynccontextmanager
-async def running(replica: SqliteOplog | PostgresOplog, tokens: TokenStore, host: str,
-                  port: int) -> AsyncIterator[uvicorn.Server]:
+async def running(replica: SqliteOplog | PostgresOplog, tokens: TokenStore,
+                  options: ServeOptions) -> AsyncIterator[uvicorn.Server]:
     """A relay serving ``replica`` in this event loop until the block exits."""
     if isinstance(replica, PostgresOplog):
         await replica.open()
-    server = uvicorn.Server(_config(replica, tokens, host, port))
+    server = uvicorn.Server(_config(replica, tokens, options))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
             task.result()  # raises what stopped it (a port in use, …)
-            raise OSError(f"the relay did not start on {host}:{port}")
+            raise OSError(f"the relay did not start on {options.host}:{options.port}")
         await asyncio.sleep(0.01)
     try:
         yield server
@@ -55,12 +112,12 @@ async def running(replica: SqliteOplog | PostgresOplog, tokens: TokenStore, host
         await task
 
 
-async def serve_forever(db: str, tokens: TokenStore, host: str, port: int) -> None:
+async def serve_forever(db: str, tokens: TokenStore, options: ServeOptions) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn handles them), then close the replica."""
     replica = open_replica(db)
     try:
         if isinstance(replica, PostgresOplog):
             await replica.open()
-        await uvicorn.Server(_config(replica, tokens, host, port)).serve()
+        await uvicorn.Server(_config(replica, tokens, options)).serve()
     finally:
         await replica.close()

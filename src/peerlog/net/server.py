@@ -10,8 +10,10 @@
 Every request carries ``Authorization: Bearer <token>``.  Bad input gets a
 4xx with ``{"error": kind, "message": …}`` and stores nothing: 400 malformed
 entries or parameters, 401 no or unknown token, 403 a device writing another
-origin, 409 wrong index or divergent entries, 413 an oversized body.  A
-failing database is 503.  Never a 500.
+origin, 409 wrong index or divergent entries, 413 an oversized body, 429
+too many requests with this token (with ``Retry-After``), 507 over the
+device's storage quota.  A failing database is 503.  Never a 500.  A watch
+with a missing or refused token is closed with code 4401.
 """
 
 from __future__ import annotations
@@ -20,18 +22,25 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from peerlog.filelog.format import CRC_SIZE, PER_ENTRY_FIXED, RECORD_HEAD_SIZE
 from peerlog.net.tokens import Grant, TokenStore
 from peerlog.net.wire import API, RECORD_TYPE, decode_batch, encode_batch, event_to_json
+from peerlog.sync.batch import DEFAULT_READ_BATCH, MAX_BATCH_BYTES, byte_prefix, entry_bytes
+from peerlog.sync.entry import DecodedEntry
 from peerlog.sync.errors import (
     BackendError,
     ClosedError,
@@ -45,25 +54,75 @@ from peerlog.sync.watch import watching
 
 log = logging.getLogger(__name__)
 
+MAX_BATCH_BODY = RECORD_HEAD_SIZE + CRC_SIZE + MAX_BATCH_BYTES \
+    + PER_ENTRY_FIXED * DEFAULT_READ_BATCH
+"""The largest record a legal batch makes (sync.batch's size policy)."""
 MAX_BODY = 16 << 20
-MAX_PAGE = 10_000
+"""The relay's body limit: above `MAX_BATCH_BODY`, so every legal batch fits."""
+MAX_PAGE = DEFAULT_READ_BATCH
+MAX_PARAM = (1 << 63) - 1
+"""Indexes and limits are stored as signed 64-bit integers."""
+assert MAX_BODY > MAX_BATCH_BODY
+
+
+WS_UNAUTHORIZED = 4401
+"""The close code of a watch whose token is missing or refused (the client stops retrying)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayLimits:
+    """What one relay allows each client (documented in the README's limits table).
+
+    ``rate``/``burst``: requests per second per token, as a token bucket;
+    past it, 429 with ``Retry-After``.  ``quota_bytes``: payload bytes stored
+    per device origin (None: no quota); past it, 507 and nothing is stored.
+    """
+
+    max_body: int = MAX_BODY
+    rate: float = 200.0
+    burst: int = 400
+    quota_bytes: int | None = None
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, kind: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, kind: str, message: str, *,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.status, self.kind, self.extra = status, kind, extra
+        self.headers = headers
 
 
 def _error_response(exc: HttpError) -> JSONResponse:
     return JSONResponse({"error": exc.kind, "message": str(exc), **exc.extra},
-                        status_code=exc.status)
+                        status_code=exc.status, headers=exc.headers)
+
+
+class _RateLimiter:
+    """A token bucket per bearer token."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate, self._burst = rate, float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}  # token -> (level, at)
+
+    def wait_needed(self, key: str) -> float:
+        """0 when a request may go now (and count it); else seconds until it may."""
+        now = time.monotonic()
+        level, at = self._buckets.get(key, (self._burst, now))
+        level = min(self._burst, level + (now - at) * self._rate)
+        if level >= 1.0:
+            self._buckets[key] = (level - 1.0, now)
+            return 0.0
+        self._buckets[key] = (level, now)
+        return (1.0 - level) / self._rate
 
 
 def _translate(exc: Exception) -> HttpError:
     """A replica's failure as the HTTP answer it means."""
     if isinstance(exc, HttpError):
         return exc
+    if isinstance(exc, ClientDisconnect):
+        log.info("a client disconnected before its request body was complete")
+        return HttpError(400, "disconnected", "the request body was cut short")
     if isinstance(exc, CursorMismatchError):
         return HttpError(409, "cursor_mismatch", str(exc), expected=exc.expected,
                          actual=exc.actual)
@@ -86,14 +145,45 @@ def _bearer(headers: Any) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-def create_app(replica: Replica, tokens: TokenStore, *, max_body: int = MAX_BODY) -> Starlette:
-    """A Starlette app serving ``replica`` to holders of ``tokens``."""
+def create_app(replica: Replica, tokens: TokenStore, *,
+               limits: RelayLimits | None = None) -> Starlette:
+    """A Starlette app serving ``replica`` to holders of ``tokens``, within ``limits``."""
+    limits = limits or RelayLimits()
+    max_body = limits.max_body
+    rate = _RateLimiter(limits.rate, limits.burst)
+    usage: dict[UUID, int] = {}  # payload bytes stored per origin, when a quota is set
 
     def authorize(request: Request) -> Grant:
-        grant = tokens.check(_bearer(request.headers))
-        if grant is None:
+        token = _bearer(request.headers)
+        grant = tokens.check(token)
+        if grant is None or token is None:
             raise HttpError(401, "unauthorized", "a valid bearer token is required")
+        wait = rate.wait_needed(token)
+        if wait > 0:
+            raise HttpError(429, "rate_limited",
+                            f"more than {limits.rate:g} requests per second with this token",
+                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
         return grant
+
+    async def stored_bytes(peer: UUID) -> int:
+        if peer not in usage:
+            total, index = 0, 0
+            while got := await replica.read_since(peer, index):
+                total += sum(map(entry_bytes, (e for _, e in got)))
+                index = got[-1][0] + 1
+            usage[peer] = total
+        return usage[peer]
+
+    async def check_quota(peer: UUID, start: int, entries: list[DecodedEntry]) -> int:
+        """The bytes this batch adds; 507 when they would take ``peer`` over the quota."""
+        held = (await replica.cursors()).of(peer)
+        adding = sum(map(entry_bytes, entries[max(held - start, 0):]))
+        quota = limits.quota_bytes
+        if quota is not None and adding and await stored_bytes(peer) + adding > quota:
+            raise HttpError(507, "quota_exceeded",
+                            f"origin {peer} would hold {usage[peer] + adding} bytes on this "
+                            f"relay; its quota is {quota} bytes")
+        return adding
 
     def peer_of(request: Request) -> UUID:
         try:
@@ -107,13 +197,16 @@ def create_app(replica: Replica, tokens: TokenStore, *, max_body: int = MAX_BODY
             if default is None:
                 raise HttpError(400, "malformed", f"query parameter {name!r} is required")
             return default
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+            raise HttpError(400, "malformed", f"{name} must be an integer in 0..{MAX_PARAM}, "
+                                              f"got {raw!r:.40}")
         try:
             value = int(raw)
         except ValueError:
             raise HttpError(400, "malformed", f"{name} must be an integer, got {raw!r}") \
                 from None
-        if value < 0:
-            raise HttpError(400, "malformed", f"{name} must not be negative")
+        if not 0 <= value <= MAX_PARAM:
+            raise HttpError(400, "malformed", f"{name} must be in 0..{MAX_PARAM}, got {raw:.40}")
         return value
 
     def endpoint(fn: Callable[[Request], Awaitable[Response]]
@@ -141,6 +234,7 @@ def create_app(replica: Replica, tokens: TokenStore, *, max_body: int = MAX_BODY
         start = int_param(request, "from")
         limit = min(int_param(request, "limit", MAX_PAGE), MAX_PAGE)
         got = await replica.read_since(peer, start, limit)
+        del got[byte_prefix(map(itemgetter(1), got)):]  # whatever the replica's own bound
         first = got[0][0] if got else start
         if got and [i for i, _ in got] != list(range(first, first + len(got))):
             raise BackendError("the replica returned a page with holes")
@@ -172,15 +266,23 @@ def create_app(replica: Replica, tokens: TokenStore, *, max_body: int = MAX_BODY
             body += chunk
             if len(body) > max_body:
                 raise HttpError(413, "too_large", f"the body is limited to {max_body} bytes")
-        batch = decode_batch(bytes(body), start)
-        new = await replica.apply_many(peer, start, [e for _, e in batch])
+        entries = [e for _, e in decode_batch(bytes(body), start)]
+        if limits.quota_bytes is None:
+            return JSONResponse({"new": await replica.apply_many(peer, start, entries)})
+        adding = await check_quota(peer, start, entries)
+        new = await replica.apply_many(peer, start, entries)
+        if new:
+            usage[peer] = usage.get(peer, 0) + adding
         return JSONResponse({"new": new})
 
     async def watch(websocket: WebSocket) -> None:
-        if tokens.check(_bearer(websocket.headers)) is None:
-            await websocket.close(code=4401, reason="a valid bearer token is required")
-            return
         await websocket.accept()
+        if tokens.check(_bearer(websocket.headers)) is None:
+            # Accept first so the client sees the close code (a refusal before the
+            # handshake is an HTTP 403 that clients treat as a passing failure).
+            await websocket.close(code=WS_UNAUTHORIZED,
+                                  reason="a valid bearer token is required")
+            return
         try:
             async with watching(replica) as events:
                 receiver = asyncio.ensure_future(websocket.receive())

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
 from peerlog.sync.errors import CodecError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,31 +40,56 @@ def _hash(token: str) -> str:
 
 
 class TokenStore:
-    """Token hashes and their grants, kept in a JSON file (or in memory)."""
+    """Token hashes and their grants, kept in a JSON file (or in memory).
+
+    A store loaded from a file notices when the file changes (checked at most
+    once per ``recheck`` seconds) and re-reads it, so tokens issued or
+    revoked by `peerlog token` take effect without restarting the relay.  A
+    file that cannot be parsed on a re-read leaves the grants as they were
+    and is logged.
+    """
 
     def __init__(self, grants: dict[str, Grant] | None = None,
-                 path: Path | None = None) -> None:
+                 path: Path | None = None, *, recheck: float = 1.0) -> None:
         self._grants = dict(grants or {})
         self._path = path
+        self._recheck = recheck
+        self._checked_at = time.monotonic()
+        self._stamp = _stamp(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TokenStore:
         file = Path(path)
-        if not file.exists():
-            return cls(path=file)
+        return cls(_read(file) if file.exists() else {}, file)
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def __len__(self) -> int:
+        self._refresh()
+        return len(self._grants)
+
+    def _refresh(self) -> None:
+        if self._path is None or time.monotonic() - self._checked_at < self._recheck:
+            return
+        self._checked_at = time.monotonic()
+        stamp = _stamp(self._path)
+        if stamp == self._stamp:
+            return
         try:
-            doc = json.loads(file.read_text())
-            grants = {h: Grant(UUID(g["origin"]) if g.get("origin") else None,
-                               str(g.get("name", "")))
-                      for h, g in doc["tokens"].items()}
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CodecError(f"{file} is not a peerlog token file: {exc}") from exc
-        return cls(grants, file)
+            self._grants = _read(self._path) if stamp is not None else {}
+        except CodecError as exc:
+            log.error("keeping the previous tokens: %s", exc)
+            return
+        self._stamp = stamp
+        log.info("tokens re-read from %s: %d token(s)", self._path, len(self._grants))
 
     def check(self, token: str | None) -> Grant | None:
         """The grant of ``token``, or None when it is missing or unknown."""
         if not token:
             return None
+        self._refresh()
         return self._grants.get(_hash(token))
 
     def issue(self, origin: UUID | None, name: str = "") -> str:
@@ -70,12 +99,46 @@ class TokenStore:
         self._save()
         return token
 
+    def grants(self) -> list[Grant]:
+        """Every grant, devices first (by origin), then relay tokens (by name)."""
+        self._refresh()
+        return sorted(self._grants.values(),
+                      key=lambda g: (g.origin is None, str(g.origin), g.name))
+
+    def revoke(self, origin: UUID) -> int:
+        """Remove every token of device ``origin``; returns how many there were."""
+        gone = [h for h, g in self._grants.items() if g.origin == origin]
+        for h in gone:
+            del self._grants[h]
+        if gone:
+            self._save()
+        return len(gone)
+
     def _save(self) -> None:
         if self._path is None:
             return
         doc = {"tokens": {h: {"origin": str(g.origin) if g.origin else None, "name": g.name}
                           for h, g in self._grants.items()}}
         tmp = self._path.with_name(self._path.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2))
-        os.chmod(tmp, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(doc, indent=2))
         tmp.replace(self._path)
+        self._stamp = _stamp(self._path)
+
+
+def _stamp(path: Path | None) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read(file: Path) -> dict[str, Grant]:
+    try:
+        doc = json.loads(file.read_text())
+        return {h: Grant(UUID(g["origin"]) if g.get("origin") else None, str(g.get("name", "")))
+                for h, g in doc["tokens"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CodecError(f"{file} is not a peerlog token file: {exc}") from exc

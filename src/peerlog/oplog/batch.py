@@ -7,11 +7,15 @@ that.  So the rules of SPEC.md live in one place for every SQL replica.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import accumulate
+from operator import itemgetter
+from typing import Any
 from uuid import UUID
 
-from peerlog.sync.batch import gc_paused
+from peerlog.sync.batch import MAX_BATCH_BYTES, gc_paused
 from peerlog.sync.entry import DecodedEntry, Entry, Expunged, check_entry
 from peerlog.sync.errors import CursorMismatchError
 from peerlog.sync.rules import SlotAction, reconcile
@@ -33,6 +37,48 @@ def encode_entries(entries: Sequence[DecodedEntry]) -> list[Row]:
         else:
             append((None, entry.digest))
     return out
+
+
+_body = itemgetter(2)
+
+
+@dataclass(slots=True)
+class BoundedFetch:
+    """Collects ``(idx, ts, body)`` rows from a cursor until ``bound`` rows or ``max_bytes``.
+
+    The caller loops ``while (n := f.next_size()): if not f.take(cursor.fetchmany(n)): break``.
+    The first fetch is small, later ones are sized from the largest body
+    seen, so a run of large entries never loads much more than ``max_bytes``
+    while small entries take two fetches.  At least one row is always kept.
+    """
+
+    bound: int
+    max_bytes: int = MAX_BATCH_BYTES
+    rows: list[Any] = field(default_factory=list)
+    _total: int = 0
+    _size: int = 16
+    _done: bool = False
+
+    def next_size(self) -> int:
+        return 0 if self._done else min(self._size, self.bound - len(self.rows))
+
+    def take(self, got: Sequence[Any]) -> bool:
+        """Add fetched rows; False when the batch is complete."""
+        if not got:
+            self._done = True
+            return False
+        before = list(accumulate(map(len, map(_body, got)), initial=self._total))
+        if before[-1] > self.max_bytes:
+            keep = bisect_right(before, self.max_bytes) - 1
+            self.rows.extend(got[:max(keep, 0 if self.rows else 1)])
+            self._done = True
+            return False
+        self.rows.extend(got)
+        self._total = before[-1]
+        biggest = max(map(len, map(_body, got)))
+        self._size = max((self.max_bytes - self._total) // max(biggest, 1), 1)
+        self._done = len(self.rows) >= self.bound
+        return not self._done
 
 
 def decode_rows(rows: Sequence[tuple[int, int | None, bytes]]) -> list[tuple[int, DecodedEntry]]:

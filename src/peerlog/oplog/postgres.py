@@ -31,7 +31,12 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from peerlog.oplog.batch import Row, decode_rows, encode_entries, plan_batch
-from peerlog.sync.batch import DEFAULT_READ_BATCH, check_batch_start, read_bound
+from peerlog.sync.batch import (
+    DEFAULT_READ_BATCH,
+    MAX_BATCH_BYTES,
+    check_batch_start,
+    read_bound,
+)
 from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry
 from peerlog.sync.errors import (
@@ -220,9 +225,15 @@ class PostgresOplog:
             return []
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[tuple[int, DecodedEntry]]:
+            # The byte bound is applied by the server (a running sum of body
+            # sizes), so a page of large entries never crosses the wire whole.
             cur = await conn.execute(
-                "SELECT idx, ts, body FROM peerlog_entries WHERE peer = %s AND idx >= %s"
-                " ORDER BY idx LIMIT %s", (peer, from_index, bound), binary=True)
+                "SELECT idx, ts, body FROM ("
+                " SELECT idx, ts, body, sum(octet_length(body)) OVER (ORDER BY idx)"
+                "  - octet_length(body) AS before"
+                " FROM peerlog_entries WHERE peer = %s AND idx >= %s ORDER BY idx LIMIT %s) page"
+                " WHERE before + octet_length(body) <= %s OR idx = %s ORDER BY idx",
+                (peer, from_index, bound, MAX_BATCH_BYTES, from_index), binary=True)
             return decode_rows(await cur.fetchall())
 
         return await self._with_conn(work)

@@ -32,9 +32,15 @@ from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
 
-from peerlog.oplog.batch import Row, decode_rows, encode_entries, plan_batch
+from peerlog.oplog.batch import BoundedFetch, Row, decode_rows, encode_entries, plan_batch
 from peerlog.oplog.hooks import ApplyHook
-from peerlog.sync.batch import DEFAULT_READ_BATCH, check_batch_start, gc_paused, read_bound
+from peerlog.sync.batch import (
+    DEFAULT_READ_BATCH,
+    check_batch_start,
+    check_payload_size,
+    gc_paused,
+    read_bound,
+)
 from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry, Entry, Expunged
 from peerlog.sync.errors import (
@@ -42,6 +48,7 @@ from peerlog.sync.errors import (
     ClockSkewError,
     ClosedError,
     CodecError,
+    DiskFullError,
     IdentityError,
     IndexOutOfRangeError,
     SyncError,
@@ -155,7 +162,7 @@ class SqliteOplog:
                     hook.setup(conn)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             return chosen, int(meta.get("hlc", 0))
         except sqlite3.Error as exc:
@@ -199,6 +206,9 @@ class SqliteOplog:
         try:
             return fn(loop, *args)
         except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise DiskFullError(f"disk is full: cannot write the SQLite oplog "
+                                    f"{self._path!r}; free some space and retry") from exc
             raise BackendError(f"SQLite oplog {self._path!r}: {exc}") from exc
 
     def _announce(self, loop: asyncio.AbstractEventLoop, moved: dict[UUID, int]) -> None:
@@ -302,7 +312,7 @@ class SqliteOplog:
                 self._observe(plan.tail, peer)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             # The peer row may have been created by this very transaction.
             self._pids.pop(peer, None)
             raise
@@ -330,6 +340,7 @@ class SqliteOplog:
         for payload in payloads:
             if type(payload) is not bytes:
                 raise CodecError(f"payload must be bytes, got {type(payload).__name__}")
+            check_payload_size(payload)
         if not payloads:
             return []
         return await self._run(self._append_sync, list(payloads))
@@ -356,7 +367,7 @@ class SqliteOplog:
             self._save_clock()
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self._announce(loop, {self._origin: end})
         return out
@@ -379,12 +390,16 @@ class SqliteOplog:
         if pid is None:
             return []
         with gc_paused():
-            rows = self._conn.execute(
+            cursor = self._conn.execute(
                 "SELECT idx, ts, body FROM peerlog_entries WHERE peer = ? AND idx >= ?"
                 " ORDER BY idx LIMIT ?",
                 (pid, from_index, bound),
-            ).fetchall()
-            return decode_rows(rows)
+            )
+            fetch = BoundedFetch(bound)
+            while (size := fetch.next_size()) and fetch.take(cursor.fetchmany(size)):
+                pass
+            cursor.close()
+            return decode_rows(fetch.rows)
 
     async def erased(self) -> dict[UUID, list[tuple[int, bytes]]]:
         """Every origin's expunged slots ``(index, digest)``, from a partial index."""
@@ -490,3 +505,13 @@ class SqliteOplog:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<SqliteOplog {self._path!r} origin={self._origin} {state}>"
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already done so.
+
+    After some failures (a full disk, an I/O error) SQLite rolls back by
+    itself; a second ROLLBACK would then raise and hide the real error.
+    """
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")

@@ -53,7 +53,11 @@ def _names(table: str, key: str) -> tuple[bytes, bytes]:
         raise CodecError(f"table must be a non-empty string, got {table!r}")
     if not isinstance(key, str):
         raise CodecError(f"key must be a string, got {key!r}")
-    t, k = table.encode(), key.encode()
+    try:
+        t, k = table.encode(), key.encode()
+    except UnicodeEncodeError:
+        raise CodecError(f"table and key must be valid Unicode text, got {table!r}/{key!r}"
+                         ) from None
     if len(t) > MAX_NAME or len(k) > MAX_NAME:
         raise CodecError(f"table and key are limited to {MAX_NAME} UTF-8 bytes")
     return t, k

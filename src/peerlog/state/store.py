@@ -73,6 +73,12 @@ class StateStore:
                                 " ORDER BY key", (table,)).fetchall())
         return [(k, json.loads(v)) for k, v in rows]
 
+    async def skipped_count(self) -> int:
+        """Operations held in the log but left out of the state (their value is not JSON)."""
+        row = await self.oplog.run_query(
+            lambda c: c.execute("SELECT count(*) FROM peerlog_state_skipped").fetchone())
+        return int(row[0])
+
     async def tables(self) -> list[str]:
         """Tables with at least one live key."""
         rows = await self.oplog.run_query(

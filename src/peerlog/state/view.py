@@ -13,6 +13,8 @@ erasures are rare), so the view stays a pure function of the held entries.
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 from collections.abc import Sequence
 from uuid import UUID
@@ -26,7 +28,29 @@ _SCHEMA = [
         peer BLOB NOT NULL, idx INTEGER NOT NULL,
         PRIMARY KEY (tbl, key)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS peerlog_state_winner ON peerlog_state(peer, idx)",
+    """CREATE TABLE IF NOT EXISTS peerlog_state_skipped(
+        peer BLOB NOT NULL, idx INTEGER NOT NULL, reason TEXT NOT NULL,
+        PRIMARY KEY (peer, idx)) WITHOUT ROWID""",
 ]
+
+
+def json_problem(value: bytes) -> str:
+    """Why ``value`` is not a JSON document peerlog can hold ("" when it is one)."""
+    try:
+        json.loads(value.decode(), parse_constant=_no_constants)
+    except UnicodeDecodeError:
+        return "value is not UTF-8"
+    except RecursionError:
+        return "value is nested too deeply"
+    except ValueError as exc:
+        return f"value is not JSON: {str(exc)[:80]}"
+    return ""
+
+
+def _no_constants(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+log = logging.getLogger(__name__)
 
 _UPSERT = """
 INSERT INTO peerlog_state(tbl, key, ts, del, value, peer, idx) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -54,6 +78,22 @@ class LwwView:
         # The state is a max over ranks, so within one batch only the
         # highest-ranked operation per key can matter: one upsert per key.
         winners = collapse(rows, start)
+        # A write whose value is not JSON (a buggy or hostile device) is kept in
+        # the log but takes no part in the state: skip it, recorded, and let the
+        # next-ranked operation of the batch win instead.
+        bad = [(index, why) for _, _, (_, deleted, value), index in winners
+               if not deleted and (why := json_problem(value))]
+        while bad:
+            conn.executemany("INSERT OR IGNORE INTO peerlog_state_skipped(peer, idx, reason)"
+                             " VALUES (?, ?, ?)", [(peer.bytes, i, why) for i, why in bad])
+            log.warning("state: skipping %d operation(s) of %s that are not valid JSON "
+                        "(first at index %d: %s)", len(bad), peer, bad[0][0], bad[0][1])
+            rows = list(rows)
+            for index, _ in bad:
+                rows[index - start] = (None, b"")
+            winners = collapse(rows, start)
+            bad = [(index, why) for _, _, (_, deleted, value), index in winners
+                   if not deleted and (why := json_problem(value))]
         if winners:
             raw = peer.bytes
             conn.executemany(_UPSERT, [(table, key, ts, deleted, value, raw, index)
@@ -74,5 +114,6 @@ class LwwView:
             " JOIN peerlog_peers p ON p.id = e.peer WHERE e.ts IS NOT NULL")
         for raw, index, ts, payload in cursor:
             op = decode_op(payload)
-            if op is not None and op.table == table and op.key == key:
+            if op is not None and op.table == table and op.key == key \
+                    and (op.value is None or not json_problem(op.value)):
                 conn.execute(_UPSERT, _row(op, ts, raw, index))

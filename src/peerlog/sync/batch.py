@@ -1,16 +1,77 @@
-"""Helpers for building large batches of entries quickly."""
+"""The size policy every path shares, and helpers for building large batches quickly.
+
+One policy, stated in docs/file-format.md §5 and the README:
+
+* an entry's payload is at most `MAX_ENTRY_BYTES`: a larger local change is
+  refused with `EntryTooLargeError` and nothing is written;
+* every batch (a `read_since` answer, an `apply_many` a driver makes, a
+  file-log record, a relay page or push body) is cut by count
+  (`DEFAULT_READ_BATCH`) *and* by bytes (`MAX_BATCH_BYTES`).  A batch always
+  holds at least one entry, so an entry written before the limit existed
+  still moves, one per batch.
+
+Because ``MAX_ENTRY_BYTES < MAX_BATCH_BYTES``, any sequence of entries that
+each fit the limit travels through every path.
+"""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import accumulate
 from uuid import UUID
 
+from peerlog.sync.entry import DIGEST_SIZE, DecodedEntry, Entry
 from peerlog.sync.errors import CodecError
 
 DEFAULT_READ_BATCH = 10_000
 """Entries one `read_since` returns when no smaller ``limit`` is given."""
+
+MAX_ENTRY_BYTES = 4 << 20
+"""The largest payload a device may write: 4 MiB."""
+
+MAX_BATCH_BYTES = 8 << 20
+"""The most payload bytes one batch carries: 8 MiB (at least one entry always)."""
+
+
+class EntryTooLargeError(CodecError):
+    """A local change whose payload is over `MAX_ENTRY_BYTES`; nothing was written."""
+
+    def __init__(self, size: int, limit: int = MAX_ENTRY_BYTES) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"a change is limited to {limit} bytes ({limit >> 20} MiB) once "
+                         f"encoded; this one is {size} bytes")
+
+
+def check_payload_size(payload: bytes) -> None:
+    """`EntryTooLargeError` unless ``payload`` fits `MAX_ENTRY_BYTES`."""
+    if len(payload) > MAX_ENTRY_BYTES:
+        raise EntryTooLargeError(len(payload))
+
+
+def entry_bytes(entry: DecodedEntry) -> int:
+    """The bytes an entry carries in a batch: its payload, or a marker's digest."""
+    return len(entry.payload) if type(entry) is Entry else DIGEST_SIZE
+
+
+def byte_prefix(entries: Iterable[DecodedEntry], max_bytes: int = MAX_BATCH_BYTES) -> int:
+    """How many leading ``entries`` fit ``max_bytes`` together: at least 1 when any."""
+    totals = list(accumulate(map(entry_bytes, entries)))
+    return max(bisect_right(totals, max_bytes), 1) if totals else 0
+
+
+def byte_chunks(entries: Sequence[DecodedEntry],
+                max_bytes: int = MAX_BATCH_BYTES) -> Iterator[tuple[int, int]]:
+    """``[lo, hi)`` slices of ``entries``, each within ``max_bytes`` (or one entry)."""
+    totals = list(accumulate(map(entry_bytes, entries)))
+    lo, before = 0, 0
+    while lo < len(totals):
+        hi = max(bisect_right(totals, before + max_bytes, lo), lo + 1)
+        yield lo, hi
+        before, lo = totals[hi - 1], hi
 
 
 def read_bound(from_index: object, limit: int | None, cap: int) -> int:

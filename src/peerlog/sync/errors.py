@@ -81,3 +81,11 @@ class IdentityError(SyncError):
 
 class AccessDeniedError(SyncError):
     """A relay refused the credentials: no token, an unknown one, or a foreign origin."""
+
+
+class QuotaExceededError(SyncError):
+    """A relay refused to store more for this device: its storage quota is used up."""
+
+
+class DiskFullError(BackendError):
+    """The storage has no space left; nothing of the failed write was kept."""

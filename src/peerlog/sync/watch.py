@@ -53,6 +53,7 @@ class CursorHub:
         self._on_last = on_last
         self._watchers: set[_Watcher] = set()
         self._closed = False
+        self._error: Exception | None = None
 
     @property
     def watchers(self) -> int:
@@ -76,8 +77,16 @@ class CursorHub:
         for watcher in self._watchers:
             watcher.wake.set()
 
+    def fail(self, error: Exception) -> None:
+        """End every watch by raising ``error`` in its consumer (a failure retrying cannot
+        fix, such as a refused token); later `watch` calls raise it too."""
+        self._error = error
+        self.close()
+
     async def watch(self) -> AsyncIterator[CursorsEvent]:
         """One `Snapshot`, then coalesced `Advanced` deltas until the hub closes."""
+        if self._error is not None:
+            raise self._error
         if self._closed:
             raise ClosedError("cannot watch cursors: the store is closed")
         watcher = _Watcher()
@@ -94,6 +103,8 @@ class CursorHub:
             while True:
                 await watcher.wake.wait()
                 watcher.wake.clear()
+                if self._error is not None:
+                    raise self._error
                 if self._closed:
                     return
                 delta, watcher.pending = watcher.pending, PeerCursors()

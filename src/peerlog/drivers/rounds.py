@@ -1,0 +1,210 @@
+"""Sync rounds: a device's whole exchange with a shared folder or a relay.
+
+A *round* publishes this device's own origin and takes in every other, and
+reports what happened as a `SyncReport`.  The two halves fail separately: a
+refused publish (a diverged own origin, a relay that will not take this
+device's writes) is recorded in the report and the round still takes in
+everyone else's changes.  Only a failure to reach the folder or the relay at
+all (`BackendError`, `OSError`) ends a round early.
+
+`FolderSync` and `RelaySync` each have ``run_once()`` (one round) and
+``run()``: a round now, then one whenever either side moves, forever.  While
+the folder or relay cannot be reached, ``run()`` retries with capped,
+jittered exponential backoff, logs once that it is offline and once when it
+is back, and never exits for it; a refused token (`AccessDeniedError`) does
+end it, since retrying cannot fix that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from peerlog.drivers.filelog import FileLogIngester, FileLogPublisher, OwnOplog, SharedFileLog
+from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
+from peerlog.sync.backoff import Backoff
+from peerlog.sync.cursors import PeerCursors
+from peerlog.sync.errors import AccessDeniedError, BackendError, SyncError
+from peerlog.sync.faces import HasCursors, Replica
+
+log = logging.getLogger(__name__)
+
+SAFETY_ROUND = 30.0
+"""Seconds after which a live loop runs a round even if no watch woke it."""
+
+
+@dataclass(slots=True)
+class WithheldEntries:
+    """Entries of one origin the other side holds but will not serve (damaged, forked)."""
+
+    from_index: int
+    at_least: int
+    kind: str
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """What one round did.  ``ok`` is False when anything was refused or withheld."""
+
+    published: int = 0
+    ingested: int = 0
+    diverged: dict[UUID, str] = field(default_factory=dict)
+    """Origins not synced any further, and why."""
+    refused: list[str] = field(default_factory=list)
+    """Failures of the publish half that did not stop the round."""
+    withheld: dict[UUID, WithheldEntries] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.diverged or self.refused or self.withheld)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "published": self.published, "ingested": self.ingested,
+            "diverged": {str(p): why for p, why in self.diverged.items()},
+            "refused": list(self.refused),
+            "withheld": {str(p): {"from_index": w.from_index, "at_least": w.at_least,
+                                  "kind": w.kind} for p, w in self.withheld.items()},
+        }
+
+
+RoundCallback = Callable[[SyncReport], None]
+
+
+class _Live:
+    """``run()`` shared by both kinds of sync: rounds on every movement, backoff offline."""
+
+    _watched: Sequence[HasCursors]
+    _where: str
+
+    async def run_once(self) -> SyncReport:
+        raise NotImplementedError
+
+    async def run(self, on_round: RoundCallback | None = None, *,
+                  backoff: Backoff | None = None) -> None:
+        """Run a round now and whenever a watched side moves, until cancelled.
+
+        ``on_round`` gets each completed round's report.  Unreachable storage
+        is retried with ``backoff`` (default: 0.5 s doubling to 30 s); the
+        first failure is logged at WARNING ("offline"), the recovery at
+        WARNING too ("back"), the retries in between at DEBUG.
+        """
+        backoff = backoff or Backoff()
+        wake = asyncio.Event()
+        wake.set()
+        watchers = [asyncio.create_task(_forward(store, wake)) for store in self._watched]
+        offline = False
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), SAFETY_ROUND)
+                wake.clear()
+                try:
+                    report = await self.run_once()
+                except (BackendError, OSError) as exc:
+                    if not offline:
+                        log.warning("offline: cannot reach %s (%s); retrying", self._where, exc)
+                        offline = True
+                    else:
+                        log.debug("still offline: %s", exc)
+                    await asyncio.sleep(backoff.next())
+                    wake.set()
+                    continue
+                if offline:
+                    log.warning("back online: %s reached again", self._where)
+                    offline = False
+                backoff.reset()
+                if on_round is not None:
+                    on_round(report)
+                for task in watchers:
+                    if task.done() and not task.cancelled():
+                        task.result()  # a watch that failed for good (a refused token)
+        finally:
+            for task in watchers:
+                task.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+
+
+async def _forward(store: HasCursors, wake: asyncio.Event) -> None:
+    """Set ``wake`` on every cursor event of ``store``; re-watch after a passing failure."""
+    backoff = Backoff(first=0.5, cap=10.0)
+    while True:
+        try:
+            async for _event in store.watch_cursors():
+                backoff.reset()
+                wake.set()
+            return  # the store closed
+        except AccessDeniedError:
+            wake.set()
+            raise
+        except (BackendError, OSError) as exc:
+            log.debug("watch of %r interrupted: %s", store, exc)
+            await asyncio.sleep(backoff.next())
+
+
+class FolderSync(_Live):
+    """Rounds between a device's oplog and a shared folder's file log."""
+
+    def __init__(self, oplog: OwnOplog, file_log: SharedFileLog, *,
+                 batch: int = DEFAULT_BATCH, progress: Progress | None = None) -> None:
+        self.oplog = oplog
+        self.file_log = file_log
+        self.publisher = FileLogPublisher(oplog, file_log, batch=batch)
+        self.ingester = FileLogIngester(file_log, oplog, batch=batch, progress=progress)
+        self._watched = (oplog, file_log)
+        self._where = f"the shared folder {getattr(file_log, 'root', file_log)}"
+
+    async def run_once(self) -> SyncReport:
+        report = SyncReport()
+        try:
+            report.published = await self.publisher.run_once()
+        except (BackendError, OSError):
+            raise
+        except SyncError as exc:
+            log.error("not publishing this device's changes: %s", exc)
+            report.refused.append(str(exc))
+        report.ingested = await self.ingester.run_once()
+        report.diverged = {p: str(e) for p, e in self.ingester.diverged.items()}
+        withheld = await asyncio.to_thread(self.file_log.withheld)
+        report.withheld = {p: WithheldEntries(w.from_index, w.at_least, w.kind)
+                           for p, w in withheld.items()}
+        return report
+
+
+class RelaySync(_Live):
+    """Rounds between a device's oplog and a relay (any `Replica` reached remotely).
+
+    The push half copies this device's own origin only, its erasures
+    included; other origins' entries and erasures reach the relay from their
+    own devices.  The pull half copies every other origin.
+    """
+
+    def __init__(self, oplog: OwnOplog, remote: Replica, *, batch: int = DEFAULT_BATCH,
+                 progress: Progress | None = None) -> None:
+        self.oplog = oplog
+        self.remote = remote
+        self.push = Puller(oplog, remote, batch=batch, only=(oplog.origin,))
+        self.pull = Puller(remote, oplog, batch=batch, skip=(oplog.origin,), progress=progress)
+        self._watched = (oplog, remote)
+        self._where = f"the relay {getattr(remote, 'url', remote)}"
+
+    async def run_once(self) -> SyncReport:
+        report = SyncReport()
+        origin = self.oplog.origin
+        try:
+            mine = PeerCursors({origin: (await self.oplog.cursors()).of(origin)})
+            report.published = await self.push.catch_up(mine)
+        except (BackendError, OSError):
+            raise
+        except SyncError as exc:
+            log.error("the relay refused this device's changes: %s", exc)
+            report.refused.append(str(exc))
+        report.ingested = await self.pull.run_once()
+        report.diverged = {p: str(e) for p, e in
+                           {**self.push.diverged, **self.pull.diverged}.items()}
+        return report
+
