@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from peerlog.cli.device import (
@@ -23,13 +22,14 @@ from peerlog.cli.device import (
     save_relay,
     shared_folder,
 )
-from peerlog.cli.render import console, emit_json, table
+from peerlog.cli.render import console, emit_json, errors, table
 from peerlog.drivers import FolderSync, RelaySync, SyncReport
 from peerlog.filelog import FileLog, Withheld
 from peerlog.net import RelayLimits, RemoteReplica, TokenStore
 from peerlog.net.guard import ConnectionLimits
 from peerlog.net.serve import ServeOptions, default_connection_limits, serve_forever, warnings_for
 from peerlog.state import StateStore
+from peerlog.sync.backoff import Backoff
 from peerlog.sync.errors import CodecError
 
 BIG_SYNC = 10_000
@@ -73,7 +73,7 @@ def _value(text: str) -> object:
 
 
 async def cmd_put(args: argparse.Namespace) -> int:
-    value = _value(args.json_value)
+    value = _value(sys.stdin.read() if args.json_value == "-" else args.json_value)
     async with open_device(home_dir(args.home)) as store:
         try:
             await store.put(args.table, args.key, value)
@@ -129,13 +129,13 @@ def _say_round(report: SyncReport, where: str, *, as_json: bool, live: bool) -> 
     console.print(f"{_now() + ' ' if live else ''}published {report.published} entries, "
                   f"took in {report.ingested} from {where}", highlight=False)
     for peer, why in report.diverged.items():
-        console.print(f"[red]not syncing {peer}[/red]: {why}", highlight=False)
+        errors.print(f"[red]not syncing {peer}[/red]: {why}", highlight=False)
     for why in report.refused:
-        console.print(f"[red]not published[/red]: {why}", highlight=False)
+        errors.print(f"[red]not published[/red]: {why}", highlight=False)
     for peer, held in report.withheld.items():
-        console.print(f"[red]withheld[/red]: at least {held.at_least} entries of device {peer} "
-                      f"from index {held.from_index} ({held.kind}); run `peerlog doctor "
-                      f"--folder {where}`", highlight=False)
+        errors.print(f"[red]withheld[/red]: at least {held.at_least} entries of device {peer} "
+                     f"from index {held.from_index} ({held.kind}); run `peerlog doctor "
+                     f"--folder {where}`", highlight=False)
 
 
 def _now() -> str:
@@ -151,7 +151,8 @@ async def _sync_rounds(sync: FolderSync | RelaySync, where: str, args: argparse.
         return 0 if report.ok else 1
     if not args.json:
         console.print(f"following {where}; Ctrl-C to stop", highlight=False)
-    await sync.run(lambda r: _say_round(r, where, as_json=args.json, live=True))
+    await sync.run(lambda r: _say_round(r, where, as_json=args.json, live=True),
+                   backoff=Backoff(first=min(0.5, args.retry_cap), cap=args.retry_cap))
     return 0
 
 
@@ -213,7 +214,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CliError("--tls-cert and --tls-key go together", code=2)
     for warning in warnings_for(tokens, options):
-        Console(stderr=True).print(f"[bold yellow]warning:[/bold yellow] {warning}",
+        errors.print(f"[bold yellow]warning:[/bold yellow] {warning}",
                                    highlight=False)
     console.print(f"peerlog relay on {options.scheme}://{args.host}:{args.port} serving "
                   f"{args.db}", highlight=False)

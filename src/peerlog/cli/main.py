@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("put", commands.cmd_put, "set TABLE/KEY to a JSON value")
     p.add_argument("table", type=name_arg)
     p.add_argument("key", type=name_arg)
-    p.add_argument("json_value", metavar="JSON")
+    p.add_argument("json_value", metavar="JSON", help="the value; '-' reads it from stdin")
     p = command("get", commands.cmd_get, "print the JSON value of TABLE/KEY")
     p.add_argument("table", type=name_arg)
     p.add_argument("key", type=name_arg)
@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", metavar="TOKEN",
                    help="this device's relay token, remembered in the device home; '-' "
                         "reads it from stdin (else $PEERLOG_TOKEN)")
+    p.add_argument("--retry-cap", type=float, default=30.0, metavar="S",
+                   help="with --watch: the longest wait between retries while offline "
+                        "(default 30 s; waits start at 0.5 s and double, jittered)")
     p.add_argument("--ca", metavar="FILE",
                    help="also trust this PEM certificate for the relay's TLS "
                         "(the system store and $SSL_CERT_FILE always are)")
@@ -128,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already reported
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

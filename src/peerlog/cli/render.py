@@ -11,6 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+"""Problems a command reports without failing outright go to stderr."""
 
 
 def emit_json(document: Any) -> None:
