@@ -22,7 +22,6 @@ import pytest
 
 from peerlog import DiskFullError, Entry, FileLog, StateStore
 from peerlog.cli.main import _disk_full, main
-from peerlog.filelog import format as fmt
 from peerlog.state.ops import PUT
 from tests.helpers import peer
 
