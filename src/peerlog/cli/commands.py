@@ -146,7 +146,7 @@ async def _sync_rounds(sync: FolderSync | RelaySync, where: str, args: argparse.
                        progress: Progress) -> int:
     report = await sync.run_once()
     progress.stop()
-    _say_round(report, where, as_json=args.json, live=False)
+    _say_round(report, where, as_json=args.json, live=args.watch and args.json)
     if not args.watch:
         return 0 if report.ok else 1
     if not args.json:

@@ -137,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # Going offline and coming back are news a person watching a sync wants.
+        logging.getLogger("peerlog.drivers.rounds").setLevel(logging.WARNING)
     try:
         code: int = asyncio.run(args.fn(args))
         return code
