@@ -21,26 +21,14 @@ from pathlib import Path
 import pytest
 
 from peerlog import DiskFullError, Entry, FileLog, StateStore
-from peerlog.cli.main import _disk_full, main
+from peerlog.cli.main import _disk_full
 from peerlog.state.ops import PUT
+from tests.cli.conftest import Run
 from tests.helpers import peer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Run:
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    return Run(capsys)
 
 
 @pytest.fixture

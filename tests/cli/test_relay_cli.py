@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.helpers import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def peerlog(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "peerlog.cli", *argv], capture_output=True,
-                          text=True, timeout=60, cwd=ROOT, env=env)
+from tests.processes import peerlog, start_relay
 
 
 def test_two_devices_sync_through_a_relay(tmp_path: Path) -> None:
@@ -28,18 +18,9 @@ def test_two_devices_sync_through_a_relay(tmp_path: Path) -> None:
     token_a, token_b = (peerlog("token", "--tokens", tokens, "--device", i).stdout.strip()
                         for i in ids)
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "peerlog.cli", "serve", "--db", f"sqlite:{tmp_path}/relay.db",
-         "--port", str(port), "--tokens", tokens], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = start_relay(f"sqlite:{tmp_path}/relay.db", port, tokens)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/v1/health").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
         peerlog("--home", a, "put", "notes", "n1", '"from a"')
         peerlog("--home", b, "put", "notes", "n2", '"from b"')
         for home, token in ((a, token_a), (b, token_b), (a, token_a)):

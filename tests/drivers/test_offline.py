@@ -13,14 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from peerlog import FileLog, FolderSync, StateStore, SyncReport
 from peerlog.sync.backoff import Backoff
 from tests.helpers import free_port, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import ROOT, peerlog, start_relay
 
 
 def test_backoff_doubles_with_jitter_up_to_its_cap() -> None:
@@ -80,35 +78,15 @@ async def _said(caplog: pytest.LogCaptureFixture, words: str) -> bool:
     return any(words in r.getMessage() for r in caplog.records)
 
 
-def _peerlog(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "peerlog.cli", *argv], capture_output=True,
-                          text=True, cwd=ROOT, timeout=60)
-
-
-def _start_relay(tmp_path: Path, port: int, tokens: str) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "peerlog.cli", "serve", "--db", f"sqlite:{tmp_path}/relay.db",
-         "--port", str(port), "--tokens", tokens], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise TimeoutError("the relay did not start")
-
-
 @pytest.mark.slow
 def test_sync_watch_survives_a_relay_killed_and_restarted_twice(tmp_path: Path) -> None:
     homes = [str(tmp_path / "a"), str(tmp_path / "b")]
-    ids = [json.loads(_peerlog("--home", h, "init", "--json").stdout)["peer_id"] for h in homes]
+    ids = [json.loads(peerlog("--home", h, "init", "--json").stdout)["peer_id"] for h in homes]
     tokens = str(tmp_path / "tokens.json")
-    secrets = [_peerlog("token", "--tokens", tokens, "--device", i).stdout.strip() for i in ids]
+    secrets = [peerlog("token", "--tokens", tokens, "--device", i).stdout.strip() for i in ids]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    relay = _start_relay(tmp_path, port, tokens)
+    relay = start_relay(f"sqlite:{tmp_path}/relay.db", port, tokens)
     watchers = [subprocess.Popen(
         [sys.executable, "-m", "peerlog.cli", "--home", home, "sync", "--server", url,
          "--token", secret, "--watch", "--json", "--retry-cap", "1"], cwd=ROOT,
@@ -119,21 +97,21 @@ def test_sync_watch_survives_a_relay_killed_and_restarted_twice(tmp_path: Path) 
         for _ in range(2):
             for _ in range(3):
                 for home in homes:
-                    _peerlog("--home", home, "put", "t", f"{n}", f'"{home[-1]}"')
+                    peerlog("--home", home, "put", "t", f"{n}", f'"{home[-1]}"')
                     n += 1
                 time.sleep(0.2)
             relay.send_signal(signal.SIGKILL)
             relay.wait(10)
             for home in homes:  # written while the relay is down
-                _peerlog("--home", home, "put", "t", f"{n}", f'"{home[-1]}"')
+                peerlog("--home", home, "put", "t", f"{n}", f'"{home[-1]}"')
                 n += 1
             time.sleep(1.5)
             assert all(w.poll() is None for w in watchers), "a watcher exited while offline"
-            relay = _start_relay(tmp_path, port, tokens)
+            relay = start_relay(f"sqlite:{tmp_path}/relay.db", port, tokens)
         deadline = time.monotonic() + 30
         listings: list[dict[str, str]] = []
         while time.monotonic() < deadline:
-            listings = [json.loads(_peerlog("--home", h, "ls", "t", "--json").stdout)
+            listings = [json.loads(peerlog("--home", h, "ls", "t", "--json").stdout)
                         for h in homes]
             if all(len(listing) == n for listing in listings):
                 break

@@ -13,7 +13,6 @@ import logging
 import resource
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,8 +46,8 @@ from peerlog.net import client as client_module
 from peerlog.net.serve import ServeOptions, running, warnings_for
 from peerlog.net.wire import RECORD_TYPE, encode_batch
 from tests.helpers import entries, free_port, peer, wait_until
+from tests.processes import peerlog, start_relay
 
-ROOT = Path(__file__).resolve().parents[2]
 A = peer(1)
 
 
@@ -63,17 +62,6 @@ async def relay(tmp_path: Path, tokens: TokenStore, **options: object
         yield f"{opts.scheme}://127.0.0.1:{port}", oplog
 
 
-def wait_healthy(url: str, within: float = 15.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} never answered")
-
-
 # -- 12. slow clients, connection limits and the rate limit ------------------------------
 
 
@@ -84,14 +72,11 @@ def limited_descriptors() -> None:
 def test_a_bounded_slowloris_never_stops_health_answering(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "peerlog.cli", "serve", "--db", f"sqlite:{tmp_path}/r.db",
-         "--port", str(port), "--tokens", str(tmp_path / "t.json"), "--header-timeout", "2",
-         "--body-timeout", "2"], cwd=ROOT, preexec_fn=limited_descriptors,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_relay(f"sqlite:{tmp_path}/r.db", port, tmp_path / "t.json",
+                         "--header-timeout", "2", "--body-timeout", "2",
+                         preexec_fn=limited_descriptors)
     slow: list[socket.socket] = []
     try:
-        wait_healthy(url)
         for _ in range(300):  # more than the process has descriptors for
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
             s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
@@ -276,15 +261,12 @@ async def test_a_409_without_numbers_and_a_bad_erasure_list_are_one_line_errors(
 
 def test_sync_against_a_malicious_relay_is_one_line_and_exit_1(tmp_path: Path) -> None:
     home = str(tmp_path / "b")
-    subprocess.run([sys.executable, "-m", "peerlog.cli", "--home", home, "init"],
-                   check=True, capture_output=True, cwd=ROOT)
+    peerlog("--home", home, "init")
 
     async def scenario() -> subprocess.CompletedProcess[str]:
         async with hostile_relay({"read": "bad-first"}) as url:
-            return await asyncio.to_thread(
-                subprocess.run, [sys.executable, "-m", "peerlog.cli", "--home", home, "sync",
-                                 "--server", url, "--token", "t"],
-                capture_output=True, text=True, cwd=ROOT, timeout=60)
+            return await asyncio.to_thread(peerlog, "--home", home, "sync", "--server", url,
+                                           "--token", "t")
 
     done = asyncio.run(scenario())
     assert done.returncode == 1
@@ -305,16 +287,10 @@ def test_serve_warns_loudly_without_tokens_and_on_plain_http_off_loopback(
     assert any("plain HTTP" in w for w in said)
     assert not any("plain HTTP" in w for w in warnings_for(
         empty, ServeOptions(host="0.0.0.0", tls_cert="c", tls_key="k")))
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "peerlog.cli", "serve", "--db", f"sqlite:{tmp_path}/r.db",
-         "--port", str(port), "--tokens", str(tmp_path / "missing.json")], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}")
-    finally:
-        server.terminate()
-        _, err = server.communicate(timeout=10)
+    server = start_relay(f"sqlite:{tmp_path}/r.db", free_port(), tmp_path / "missing.json",
+                         stderr=subprocess.PIPE)
+    server.terminate()
+    _, err = server.communicate(timeout=10)
     assert "warning:" in err
     assert "missing or empty" in err
 
@@ -343,19 +319,18 @@ async def test_new_and_revoked_tokens_take_effect_without_a_restart(tmp_path: Pa
 def test_token_list_and_revoke(tmp_path: Path) -> None:
     tokens = str(tmp_path / "tokens.json")
 
-    def peerlog(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "peerlog.cli", "token", "--tokens", tokens,
-                               *argv], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    def token(*argv: str) -> subprocess.CompletedProcess[str]:
+        return peerlog("token", "--tokens", tokens, *argv)
 
-    secret = peerlog("--device", str(A), "--name", "laptop").stdout.strip()
-    peerlog("--relay", "--name", "mirror")
-    listed = json.loads(peerlog("--list", "--json").stdout)["tokens"]
+    secret = token("--device", str(A), "--name", "laptop").stdout.strip()
+    token("--relay", "--name", "mirror")
+    listed = json.loads(token("--list", "--json").stdout)["tokens"]
     assert listed == [{"device": str(A), "name": "laptop"}, {"device": None, "name": "mirror"}]
     assert secret not in Path(tokens).read_text(), "only hashes are stored"
-    assert peerlog("--revoke", str(A)).returncode == 0
-    assert json.loads(peerlog("--list", "--json").stdout)["tokens"] == [
+    assert token("--revoke", str(A)).returncode == 0
+    assert json.loads(token("--list", "--json").stdout)["tokens"] == [
         {"device": None, "name": "mirror"}]
-    again = peerlog("--revoke", str(A))
+    again = token("--revoke", str(A))
     assert again.returncode == 1
     assert again.stderr.count("\n") == 1
 
@@ -381,27 +356,20 @@ async def test_a_watch_whose_token_is_refused_stops_retrying(tmp_path: Path) -> 
 def test_the_token_is_read_from_stdin_and_remembered(tmp_path: Path) -> None:
     home = str(tmp_path / "a")
 
-    def peerlog(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "peerlog.cli", *argv], input=stdin,
-                              capture_output=True, text=True, cwd=ROOT, timeout=60,
-                              env={"PATH": "/usr/bin:/bin"})
-
-    origin = json.loads(peerlog("--home", home, "init", "--json").stdout)["peer_id"]
+    env = {"PATH": "/usr/bin:/bin"}
+    origin = json.loads(peerlog("--home", home, "init", "--json", env=env).stdout)["peer_id"]
     tokens = str(tmp_path / "tokens.json")
     token = peerlog("token", "--tokens", tokens, "--device", origin).stdout.strip()
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "peerlog.cli", "serve", "--db", f"sqlite:{tmp_path}/r.db",
-         "--port", str(port), "--tokens", tokens], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_relay(f"sqlite:{tmp_path}/r.db", port, tokens)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url)
-        peerlog("--home", home, "put", "t", "k", "1")
-        first = peerlog("--home", home, "sync", "--server", url, "--token", "-", stdin=token)
+        peerlog("--home", home, "put", "t", "k", "1", env=env)
+        first = peerlog("--home", home, "sync", "--server", url, "--token", "-", stdin=token,
+                        env=env)
         assert first.returncode == 0, first.stderr
-        peerlog("--home", home, "put", "t", "k2", "2")
-        again = peerlog("--home", home, "sync", "--json")  # the relay and token remembered
+        peerlog("--home", home, "put", "t", "k2", "2", env=env)
+        again = peerlog("--home", home, "sync", "--json", env=env)  # relay and token remembered
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["published"] == 1
         assert (Path(home) / "relay.json").stat().st_mode & 0o077 == 0

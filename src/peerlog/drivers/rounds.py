@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -160,19 +160,27 @@ class FolderSync(_Live):
 
     async def run_once(self) -> SyncReport:
         report = SyncReport()
-        try:
-            report.published = await self.publisher.run_once()
-        except (BackendError, OSError):
-            raise
-        except SyncError as exc:
-            log.error("not publishing this device's changes: %s", exc)
-            report.refused.append(str(exc))
+        report.published = await _refusable(self.publisher.run_once(), report,
+                                            "not publishing this device's changes")
         report.ingested = await self.ingester.run_once()
         report.diverged = {p: str(e) for p, e in self.ingester.diverged.items()}
         withheld = await asyncio.to_thread(self.file_log.withheld)
         report.withheld = {p: WithheldEntries(w.from_index, w.at_least, w.kind)
                            for p, w in withheld.items()}
         return report
+
+
+async def _refusable(half: Awaitable[int], report: SyncReport, what: str) -> int:
+    """Run the publishing half of a round: a refusal is reported, not raised (the round
+    goes on to take in everyone else's changes); unreachable storage still raises."""
+    try:
+        return await half
+    except (BackendError, OSError):
+        raise
+    except SyncError as exc:
+        log.error("%s: %s", what, exc)
+        report.refused.append(str(exc))
+        return 0
 
 
 class RelaySync(_Live):
@@ -194,17 +202,15 @@ class RelaySync(_Live):
 
     async def run_once(self) -> SyncReport:
         report = SyncReport()
-        origin = self.oplog.origin
-        try:
-            mine = PeerCursors({origin: (await self.oplog.cursors()).of(origin)})
-            report.published = await self.push.catch_up(mine)
-        except (BackendError, OSError):
-            raise
-        except SyncError as exc:
-            log.error("the relay refused this device's changes: %s", exc)
-            report.refused.append(str(exc))
+        report.published = await _refusable(self._push(), report,
+                                            "the relay refused this device's changes")
         report.ingested = await self.pull.run_once()
         report.diverged = {p: str(e) for p, e in
                            {**self.push.diverged, **self.pull.diverged}.items()}
         return report
+
+    async def _push(self) -> int:
+        origin = self.oplog.origin
+        mine = PeerCursors({origin: (await self.oplog.cursors()).of(origin)})
+        return await self.push.catch_up(mine)
 

@@ -67,7 +67,8 @@ class BoundedFetch:
         if not got:
             self._done = True
             return False
-        before = list(accumulate(map(len, map(_body, got)), initial=self._total))
+        sizes = list(map(len, map(_body, got)))
+        before = list(accumulate(sizes, initial=self._total))
         if before[-1] > self.max_bytes:
             keep = bisect_right(before, self.max_bytes) - 1
             self.rows.extend(got[:max(keep, 0 if self.rows else 1)])
@@ -75,7 +76,7 @@ class BoundedFetch:
             return False
         self.rows.extend(got)
         self._total = before[-1]
-        biggest = max(map(len, map(_body, got)))
+        biggest = max(sizes)
         self._size = max((self.max_bytes - self._total) // max(biggest, 1), 1)
         self._done = len(self.rows) >= self.bound
         return not self._done
