@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from peerlog import (
     StateStore,
 )
 from tests.helpers import peer, wait_until
+from tests.processes import ROOT
 
 
 def backup(source: Path, target: Path) -> None:
@@ -169,3 +172,57 @@ async def test_an_erasure_reaches_every_device_through_the_folder(
         assert await a.state_hash() == await b.state_hash()
         await log_a.close()
         await log_b.close()
+
+
+def test_two_processes_of_one_device_write_and_sync_together(tmp_path: Path) -> None:
+    """An app and `peerlog sync --watch` on one device: no error, everything published."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    db = tmp_path / "device.sqlite"
+
+    async def create() -> None:
+        async with StateStore(db):
+            pass
+
+    asyncio.run(create())
+    workers = [subprocess.Popen([sys.executable, "-m", "tests.drivers.device_process", str(db),
+                                 str(shared), "3", tag], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for tag in ("app", "sync")]
+    outputs = [w.communicate(timeout=60) for w in workers]
+    for worker, (out, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err
+        assert int(out) > 50
+
+    async def check() -> None:
+        async with StateStore(db) as store, FileLog(shared, store.origin) as log:
+            held = (await store.oplog.cursors()).of(store.origin)
+            assert held == sum(int(out) for out, _ in outputs)
+            assert log.extents() == {store.origin: held}
+            index = 0
+            while index < held:
+                ours = await store.oplog.read_since(store.origin, index)
+                assert log.read_entries(store.origin, index, len(ours)) == ours
+                index += len(ours)
+            assert log.doctor().healthy
+
+    asyncio.run(check())
+
+
+def test_the_publisher_runs_under_asyncio_debug_mode(tmp_path: Path) -> None:
+    """Appends run in worker threads; watchers are woken on their loop, never from the thread."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+
+    async def scenario() -> None:
+        async with StateStore(tmp_path / "a.db") as a, FileLog(shared, a.origin) as log:
+            stream = log.watch_cursors()
+            await anext(stream)
+            waiting = asyncio.ensure_future(anext(stream))  # parked on the hub's event
+            await asyncio.sleep(0.05)
+            await a.put("t", "k", 1)
+            assert await FileLogPublisher(a.oplog, log).run_once() == 1
+            event = await asyncio.wait_for(waiting, 5)
+            assert event.cursors == {a.origin: 1}
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    asyncio.run(scenario(), debug=True)

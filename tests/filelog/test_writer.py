@@ -72,10 +72,22 @@ def test_reopened_writer_continues_at_the_folder_extent(open_log: Open) -> None:
     assert open_log(B).read_entries(A, 0) == list(enumerate(entries(0, 4)))
 
 
-def test_a_second_local_writer_of_one_origin_is_refused(open_log: Open) -> None:
-    open_log(A).append(0, entry(0))
-    with pytest.raises(BackendError, match="another process"):
-        open_log(A).append(1, entry(1))
+def test_two_local_writers_of_one_origin_take_turns(open_log: Open) -> None:
+    first, second = open_log(A), open_log(A)  # an app and `peerlog sync`, one device
+    first.append(0, entry(0))
+    second.append(1, entry(1))
+    first.append_many(2, entries(2, 2))
+    assert second.next_index == 4
+    assert open_log(B).read_entries(A, 0) == list(enumerate(entries(0, 4)))
+
+
+def test_a_local_writer_that_lost_the_race_gets_a_cursor_mismatch(open_log: Open) -> None:
+    first, second = open_log(A), open_log(A)
+    first.append_many(0, entries(0, 2))
+    with pytest.raises(CursorMismatchError) as info:
+        second.append_many(1, entries(1, 2))  # entry 1 is already there, the same
+    assert info.value.expected == 2
+    assert open_log(B).read_entries(A, 0) == list(enumerate(entries(0, 2)))
 
 
 def test_segments_rotate_by_entry_count(open_log: Open, shared: Path,

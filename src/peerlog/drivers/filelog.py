@@ -15,7 +15,7 @@ from uuid import UUID
 
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
 from peerlog.sync.batch import byte_chunks
-from peerlog.sync.errors import DivergenceError
+from peerlog.sync.errors import CursorMismatchError, DivergenceError
 from peerlog.sync.faces import FileLogReplica, HasErasures, Replica
 from peerlog.sync.watch import watching
 
@@ -75,7 +75,14 @@ class FileLogPublisher:
         self.progress = progress
 
     async def run_once(self) -> int:
-        """Publish every own entry the folder lacks; returns how many were written."""
+        """Publish every own entry the folder lacks; returns how many were written.
+
+        Another process of this device publishing at the same moment (an app
+        and ``peerlog sync --watch``) makes an append land on indexes it has
+        already written with the same entries: the file log says so with a
+        `CursorMismatchError` naming its new end, and publishing goes on from
+        there.
+        """
         origin = self.oplog.origin
         published = await asyncio.to_thread(lambda: self.file_log.next_index)
         held = (await self.oplog.cursors()).of(origin)
@@ -94,11 +101,21 @@ class FileLogPublisher:
                 break
             entries = [e for _, e in got]
             for a, b in byte_chunks(entries):
-                await asyncio.to_thread(self.file_log.append_many, index + a, entries[a:b])
-            written += len(got)
-            index = got[-1][0] + 1
-            if self.progress is not None:
-                self.progress(origin, len(got))
+                try:
+                    await asyncio.to_thread(self.file_log.append_many, index + a,
+                                            entries[a:b])
+                except CursorMismatchError as exc:
+                    if exc.expected <= index + a:
+                        raise
+                    log.info("another process of this device published up to %d first",
+                             exc.expected)
+                    index = exc.expected
+                    break
+                written += b - a
+                if self.progress is not None:
+                    self.progress(origin, b - a)
+            else:
+                index = got[-1][0] + 1
         return written
 
     async def _erase(self, published: int) -> int:

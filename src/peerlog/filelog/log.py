@@ -87,6 +87,7 @@ class FileLog:
         self._follower: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._known = PeerCursors()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._hub = CursorHub(self.cursors, on_first=self._start_following,
                               on_last=self._stop_following)
 
@@ -211,6 +212,7 @@ class FileLog:
         return self._hub.watch()
 
     def _start_following(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._follower = asyncio.get_running_loop().create_task(
             self._follow(self._stop), name=f"peerlog-filelog-watch:{self._root}")
@@ -274,7 +276,22 @@ class FileLog:
         self._check_open()
         self._writer.append_many(start_index, entries)
         if entries:
-            self._hub.publish({self._origin: start_index + len(entries)})
+            self._announce({self._origin: start_index + len(entries)})
+
+    def _announce(self, moved: dict[UUID, int]) -> None:
+        """Tell watchers, on their event loop: appends usually run in a worker thread
+        (``asyncio.to_thread``), and the hub's events belong to the loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # nobody has watched yet: the first watch takes a snapshot
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._hub.publish(moved)
+        else:
+            loop.call_soon_threadsafe(self._hub.publish, moved)
 
     def expunge(self, index: int) -> None:
         """Erase one of this origin's entries in place (crash-safe rewrite of its segment)."""

@@ -1,20 +1,28 @@
-"""The single writer of one origin's folder.
+"""The writer of one origin's folder.
 
 Invariants: only this device writes ``root/<origin>/``; an append is durable
 (file synced; directory synced when a segment is created) before it returns;
 a crash at any moment leaves a log whose valid prefix holds every
 acknowledged entry, and at most a torn record at the tail, which the next
-open truncates.  Before each write the writer checks that nobody else
-extended its log: a cloned device identity is refused, never forked.
+write truncates.
+
+Several processes of one device may write its origin (an app and a running
+``peerlog sync --watch``): each write takes an exclusive ``flock`` on the
+origin folder for its own duration only, and first catches up with what
+the others wrote.  Another *device* writing the same origin (a cloned
+identity) takes no such lock; it is recognised because the entries it left
+at the indexes being written differ from ours, and is refused with
+`DivergenceError`, never forked.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import logging
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import UUID
 
@@ -37,6 +45,7 @@ from peerlog.filelog.format import (
     segment_name,
     split_records,
 )
+from peerlog.filelog.names import segment_first_index
 from peerlog.sync.entry import DecodedEntry, Entry, Expunged, check_entry
 from peerlog.sync.errors import (
     BackendError,
@@ -45,58 +54,76 @@ from peerlog.sync.errors import (
     DivergenceError,
     IndexOutOfRangeError,
 )
+from peerlog.sync.rules import reconcile
 
 log = logging.getLogger(__name__)
 
 
 class OwnLogWriter:
-    """Appends to and expunges from one origin's own folder.  Not thread-safe: callers lock."""
+    """Appends to and expunges from one origin's own folder.  Thread-safe: a thread lock
+    orders this process's writers (``flock`` does not: it belongs to the open file, which
+    the threads share), and the folder's ``flock`` orders the processes."""
 
     def __init__(self, root: Path, origin: UUID, reader: ChainReader) -> None:
         self._folder = root / str(origin)
         self._origin = origin
         self._reader = reader
-        self._lock_fd: int | None = None
+        self._lock_fd: int | None = None  # the origin folder, for flock
         self._fd: int | None = None  # the tail segment, opened for appending
         self._tail: Path | None = None
         self._tail_first = 0
         self._tail_size = 0
         self._next = 0
-        self._opened = False
+        self._loaded = False  # _next and the tail reflect the folder as last locked
+        self._threads = threading.Lock()
 
     @property
     def next_index(self) -> int:
-        self._ensure_open()
-        return self._next
+        with self._write_lock():
+            return self._next
 
-    # -- opening and recovery -------------------------------------------------
+    # -- locking, catching up and recovery -------------------------------------
 
-    def _ensure_open(self) -> None:
-        if self._opened:
-            return
+    def _open_folder(self) -> int:
+        if self._lock_fd is not None:
+            return self._lock_fd
         if self._folder.is_symlink():
             raise BackendError(f"refusing to write {self._folder}: it is a symbolic link, and "
                                "nothing inside the shared folder is ever followed out of it")
         try:
             self._folder.mkdir(exist_ok=True, mode=0o700)
-            self._lock_folder()
+            self._lock_fd = os.open(self._folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError as exc:
             raise BackendError(f"cannot open {self._folder} for writing: {exc}") from exc
-        self._recover(self._reader.chain(self._origin))
-        self._opened = True
+        return self._lock_fd
 
-    def _lock_folder(self) -> None:
-        fd = os.open(self._folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """Hold the origin's lock (waiting for another local writer) and catch up first."""
+        with self._threads:
+            fd = self._open_folder()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                raise BackendError(f"cannot lock {self._folder}: {exc}") from exc
+            try:
+                if not self._loaded or self._changed_behind():
+                    self._recover(self._reader.chain(self._origin))
+                    self._loaded = True
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _changed_behind(self) -> bool:
+        """Whether someone else wrote this folder since our last write."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise BackendError(
-                    f"another process on this machine is writing {self._folder}; "
-                    "one origin has one writer") from exc
-            raise
-        self._lock_fd = fd
+            if self._tail is None or os.stat(self._tail).st_size != self._tail_size:
+                return True
+            names = os.listdir(self._folder)
+        except OSError:
+            return True
+        return any(first > self._tail_first
+                   for first in map(segment_first_index, names) if first is not None)
 
     def _recover(self, chain: OriginChain) -> None:
         """Continue after whatever the last process left; refuse what is not ours to fix."""
@@ -121,6 +148,7 @@ class OwnLogWriter:
                 f"({problem}); run `peerlog doctor` and move the damaged file away")
         self._next = chain.extent
         if not chain.segments:
+            self._close_files()
             return
         tail = chain.segments[-1]
         assert tail.scan is not None
@@ -138,38 +166,38 @@ class OwnLogWriter:
         sync_fd(self._fd)
         self._tail, self._tail_first, self._tail_size = path, first, size
 
-    def _check_untouched(self) -> None:
-        """Nobody else may have extended this log since we last wrote it."""
-        if self._tail is None:
-            others = [n for n in os.listdir(self._folder) if n.endswith(".plog")
-                      and not n.startswith(".")]
-            if others:
-                raise DivergenceError(self._origin, self._next,
-                                      f"segments appeared in {self._folder} that this "
-                                      "writer did not write (a cloned device identity?)")
-            return
-        try:
-            size = os.stat(self._tail).st_size
-        except FileNotFoundError:
-            size = -1
-        if size != self._tail_size:
-            raise DivergenceError(
-                self._origin, self._next,
-                f"{self._tail} changed from {self._tail_size} to {size} bytes behind this "
-                "writer: another device is writing the same origin (a cloned identity?)")
-
     # -- appending ------------------------------------------------------------
 
     def append_many(self, start: int, entries: Sequence[DecodedEntry]) -> None:
         for entry in entries:
             check_entry(entry)
-        self._ensure_open()
-        if start != self._next:
-            raise CursorMismatchError(self._next, start, peer=self._origin)
-        if not entries:
-            return
         cuts = split_records(entries)  # refuses an entry too large before anything is written
-        self._check_untouched()
+        with self._write_lock():
+            if start < self._next:
+                self._refuse_rewrite(start, entries)
+            if start != self._next:
+                raise CursorMismatchError(self._next, start, peer=self._origin)
+            if entries:
+                self._write(start, entries, cuts)
+
+    def _refuse_rewrite(self, start: int, entries: Sequence[DecodedEntry]) -> None:
+        """Indexes already written: by another process of this device (the same entries:
+        `CursorMismatchError`, retry from the new end) or by another device (different
+        entries: `DivergenceError`)."""
+        chain = self._reader.chain(self._origin)
+        held = self._reader.read(chain, start, min(len(entries), self._next - start))
+        for (index, theirs), ours in zip(held, entries, strict=False):
+            try:
+                reconcile(self._origin, index, theirs, ours)
+            except DivergenceError:
+                raise DivergenceError(
+                    self._origin, index, f"{self._folder} already holds a different entry "
+                    "there: another device is writing the same origin (a cloned identity or "
+                    "a restored backup)") from None
+        raise CursorMismatchError(self._next, start, peer=self._origin)
+
+    def _write(self, start: int, entries: Sequence[DecodedEntry],
+               cuts: list[tuple[int, int]]) -> None:
         try:
             created = False
             index = start
@@ -189,9 +217,9 @@ class OwnLogWriter:
                 sync_dir(self._folder)
         except OSError as exc:
             # What reached the disk is a valid prefix plus perhaps a torn record;
-            # reopening finds the prefix.  Make the next call do that.
+            # the next write catches up from the disk and truncates it.
             self._close_files()
-            self._opened = False
+            self._loaded = False
             raise BackendError(f"cannot append to {self._folder}: {exc}") from exc
         self._next = index
 
@@ -205,13 +233,15 @@ class OwnLogWriter:
     # -- expunging ------------------------------------------------------------
 
     def expunge(self, index: int) -> None:
-        self._ensure_open()
+        with self._write_lock():
+            self._expunge(index)
+
+    def _expunge(self, index: int) -> None:
         if not 0 <= index < self._next:
             raise IndexOutOfRangeError(
                 f"cannot expunge index {index} of origin {self._origin}: the log holds "
                 f"indexes 0..{self._next - 1}" if self._next else
                 f"cannot expunge index {index} of origin {self._origin}: the log is empty")
-        self._check_untouched()
         chain = self._reader.chain(self._origin)
         seg = next(s for s in reversed(chain.segments) if s.first_index <= index)
         with os.fdopen(open_segment(seg.path), "rb") as f:
@@ -247,4 +277,4 @@ class OwnLogWriter:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-        self._opened = False
+        self._loaded = False
