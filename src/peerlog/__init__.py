@@ -4,6 +4,7 @@ Everything this package promises is re-exported here; submodules are
 implementation detail.
 """
 
+from peerlog.device import BlockingDevice, Device, SyncStatus, connect, open
 from peerlog.drivers import (
     FileLogIngester,
     FileLogPublisher,
@@ -14,6 +15,7 @@ from peerlog.drivers import (
     pull,
 )
 from peerlog.filelog import FileLog, FolderDiagnosis, Ignored, OriginReport, Problem, Withheld
+from peerlog.home import HomeError
 from peerlog.net import RelayLimits, RemoteReplica, TokenStore
 from peerlog.oplog import ApplyHook, PostgresOplog, SqliteOplog
 from peerlog.state import Change, StateStore
@@ -57,6 +59,12 @@ from peerlog.sync.batch import MAX_BATCH_BYTES, MAX_ENTRY_BYTES, EntryTooLargeEr
 __version__ = "0.1.0"
 
 __all__ = [
+    "BlockingDevice",
+    "Device",
+    "HomeError",
+    "SyncStatus",
+    "connect",
+    "open",
     "DiskFullError",
     "EntryTooLargeError",
     "FolderSync",

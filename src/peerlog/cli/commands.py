@@ -13,18 +13,19 @@ from uuid import UUID
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from peerlog.cli.device import (
-    CliError,
-    home_dir,
-    load_relay,
-    open_device,
-    read_token,
-    save_relay,
-    shared_folder,
-)
+from peerlog.cli.errors import CliError
 from peerlog.cli.render import console, emit_json, errors, table
 from peerlog.drivers import FolderSync, RelaySync, SyncReport
 from peerlog.filelog import FileLog, Withheld
+from peerlog.home import (
+    HomeError,
+    home_dir,
+    load_sync,
+    open_device,
+    read_token,
+    save_sync,
+    shared_folder,
+)
 from peerlog.net import RelayLimits, RemoteReplica, TokenStore
 from peerlog.net.guard import ConnectionLimits
 from peerlog.net.serve import ServeOptions, default_connection_limits, serve_forever, warnings_for
@@ -164,13 +165,24 @@ def _progress(show: bool) -> tuple[Progress, Callable[[UUID, int], None]]:
 
 
 async def cmd_sync(args: argparse.Namespace) -> int:
+    """Sync with ``--folder`` or ``--server``, or with what this device synced with last."""
     home = home_dir(args.home)
     if args.folder and args.server:
         raise CliError("sync takes one of --folder DIR or --server URL, not both", code=2)
-    if args.server or not args.folder:
-        return await _sync_server(args, home)
-    folder = shared_folder(args.folder)
+    saved = load_sync(home)
+    folder = args.folder or (None if args.server else saved.get("folder"))
+    server = args.server or (None if args.folder else saved.get("server"))
+    if folder:
+        return await _sync_folder(args, home, shared_folder(folder))
+    if server:
+        return await _sync_server(args, home, server, saved)
+    raise CliError("sync needs --folder DIR or --server URL (this device has not synced "
+                   "before, so there is nothing to remember)", code=2)
+
+
+async def _sync_folder(args: argparse.Namespace, home: Path, folder: Path) -> int:
     async with open_device(home) as store:
+        save_sync(home, folder=str(folder))
         log = FileLog(folder, store.origin)
         try:
             show = not args.json and await _lag(store, log) >= BIG_SYNC
@@ -182,16 +194,14 @@ async def cmd_sync(args: argparse.Namespace) -> int:
             await log.close()
 
 
-async def _sync_server(args: argparse.Namespace, home: Path) -> int:
-    saved = load_relay(home)
-    url = args.server or (saved or {}).get("server")
-    if not url:
-        raise CliError("sync needs --folder DIR or --server URL (no relay remembered for "
-                       "this device yet)", code=2)
-    token = read_token(args.token, url, saved)
+async def _sync_server(args: argparse.Namespace, home: Path, url: str,
+                       saved: dict[str, str]) -> int:
+    try:
+        token = read_token(args.token, url, saved)
+    except HomeError as exc:
+        raise CliError(str(exc), code=2) from None
     async with open_device(home) as store:
-        if args.token:
-            save_relay(home, url, token)
+        save_sync(home, server=url, token=token)
         async with RemoteReplica(url, token, ca=args.ca) as relay:
             progress, advance = _progress(not args.json)
             with progress:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from peerlog.cli import commands
-from peerlog.cli.device import CliError
+from peerlog.cli.errors import CliError
 from peerlog.sync.errors import DiskFullError, SyncError
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]

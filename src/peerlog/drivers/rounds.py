@@ -85,10 +85,12 @@ class _Live:
         raise NotImplementedError
 
     async def run(self, on_round: RoundCallback | None = None, *,
-                  backoff: Backoff | None = None) -> None:
+                  backoff: Backoff | None = None,
+                  on_offline: Callable[[Exception], None] | None = None) -> None:
         """Run a round now and whenever a watched side moves, until cancelled.
 
-        ``on_round`` gets each completed round's report.  Unreachable storage
+        ``on_round`` gets each completed round's report, ``on_offline`` each
+        failure to reach the other side (the next report means it is back).  Unreachable storage
         is retried with ``backoff`` (default: 0.5 s doubling to 30 s); the
         first failure is logged at WARNING ("offline"), the recovery at
         WARNING too ("back"), the retries in between at DEBUG.
@@ -106,6 +108,8 @@ class _Live:
                 try:
                     report = await self.run_once()
                 except (BackendError, OSError) as exc:
+                    if on_offline is not None:
+                        on_offline(exc)
                     if not offline:
                         log.warning("offline: cannot reach %s (%s); retrying", self._where, exc)
                         offline = True

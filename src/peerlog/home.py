@@ -1,4 +1,10 @@
-"""Where a device lives on disk, and opening it."""
+"""A device's home: the folder holding its database and what it remembers.
+
+``home/device.sqlite`` is the device (its peer id, oplog and state);
+``home/sync.json`` remembers where it syncs (a shared folder, or a relay and
+its token).  The command line and `peerlog.open`
+share these, so an app and ``peerlog sync`` can work on one device.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +17,15 @@ import platformdirs
 
 from peerlog.filelog.names import peer_of_folder
 from peerlog.state import StateStore
+from peerlog.sync.errors import SyncError
 
 DATABASE = "device.sqlite"
 
 
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit status ``code``."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
+class HomeError(SyncError):
+    """A device home that cannot be used as asked: no device yet, an empty (0-byte)
+    database, a damaged remembered file, a folder that is not a shared folder, or
+    no token for a relay.  The message says what to do."""
 
 
 def home_dir(option: str | None) -> Path:
@@ -44,12 +49,12 @@ def open_device(home: Path, *, create: bool = False) -> StateStore:
     path = home / DATABASE
     if not path.exists():
         if not create:
-            raise CliError(f"no device in {home}: run `peerlog --home {home} init` first")
+            raise HomeError(f"no device in {home}: run `peerlog --home {home} init` first")
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(home, 0o700)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     elif path.stat().st_size == 0:
-        raise CliError(
+        raise HomeError(
             f"the device database {path} is empty (0 bytes), so this device's identity is "
             "lost: restore device.sqlite from a backup, or move it away and run "
             f"`peerlog --home {home} init` to start a new device (its data syncs back from "
@@ -57,59 +62,60 @@ def open_device(home: Path, *, create: bool = False) -> StateStore:
     return StateStore(path)
 
 
-RELAY_FILE = "relay.json"
-"""The relay this device syncs with, and its token (owner-only)."""
+SYNC_FILE = "sync.json"
+"""Where this device syncs: ``{"folder": path}`` or ``{"server": url, "token": token}``
+(owner-only: it may hold a token)."""
 
 
-def load_relay(home: Path) -> dict[str, str] | None:
-    """The remembered relay ``{"server": url, "token": token}``, or None."""
+def load_sync(home: Path) -> dict[str, str]:
+    """What `save_sync` remembered (empty when nothing was)."""
+    path = home / SYNC_FILE
     try:
-        doc = json.loads((home / RELAY_FILE).read_text())
+        doc = json.loads(path.read_text())
     except FileNotFoundError:
-        return None
+        return {}
     except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read {home / RELAY_FILE}: {exc}") from None
-    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str)
-                                            for k in ("server", "token")):
-        raise CliError(f"{home / RELAY_FILE} is damaged: expected a server and a token")
-    return {"server": doc["server"], "token": doc["token"]}
+        raise HomeError(f"cannot read {path}: {exc}; remove it and pass --folder or "
+                        "--server again") from None
+    if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+        raise HomeError(f"{path} is damaged; remove it and pass --folder or --server again")
+    return {str(k): v for k, v in doc.items()}
 
 
-def save_relay(home: Path, server: str, token: str) -> None:
-    """Remember the relay and token for later `peerlog sync` runs (file mode 0600)."""
-    path = home / RELAY_FILE
-    tmp = path.with_name(f".{RELAY_FILE}.tmp")
+def save_sync(home: Path, **where: str) -> None:
+    """Remember where this device syncs, for later runs (file mode 0600)."""
+    path = home / SYNC_FILE
+    tmp = path.with_name(f".{SYNC_FILE}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"server": server, "token": token}, f)
+        json.dump(where, f)
     tmp.replace(path)
 
 
-def read_token(option: str | None, server: str, saved: dict[str, str] | None) -> str:
+def read_token(option: str | None, server: str, saved: dict[str, str]) -> str:
     """The device token: ``--token`` (``-`` reads it from stdin), else ``$PEERLOG_TOKEN``,
     else the one remembered for ``server``.  Never required on the command line."""
     if option == "-":
         token = sys.stdin.readline().strip()
     else:
         token = option or os.environ.get("PEERLOG_TOKEN") or (
-            saved["token"] if saved is not None and saved["server"] == server else "")
+            saved.get("token", "") if saved.get("server") == server else "")
     if not token:
-        raise CliError(f"no token for {server}: pass it once with --token - (read from stdin) "
-                       "or set $PEERLOG_TOKEN; it is then remembered in the device home",
-                       code=2)
+        raise HomeError(f"no token for {server}: pass it once with --token - (read from stdin) "
+                        "or set $PEERLOG_TOKEN; it is then remembered in the device home")
     return token
 
 
 def shared_folder(folder: str) -> Path:
     """Check that ``folder`` can be a shared peerlog folder; its path."""
-    path = Path(folder).expanduser()
+    path = Path(folder).expanduser().absolute()
     if not path.exists():
-        raise CliError(f"shared folder {path} does not exist")
+        raise HomeError(f"shared folder {path} does not exist")
     if not path.is_dir():
-        raise CliError(f"{path} is not a folder")
+        raise HomeError(f"{path} is not a folder")
     names = [n for n in os.listdir(path) if not n.startswith(".")]
     peers = [n for n in names if peer_of_folder(n) is not None]
     if names and not peers:
-        raise CliError(f"{path} is not a peerlog shared folder: it holds {len(names)} other "
+        raise HomeError(f"{path} is not a peerlog shared folder: it holds {len(names)} other "
                        "item(s) and no device folders; use an empty folder")
     return path

@@ -1,0 +1,96 @@
+"""`peerlog.open` / `peerlog.connect`: the one object an application needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import peerlog
+from tests.helpers import wait_until
+from tests.processes import ROOT
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Path:
+    path = tmp_path / "shared"
+    path.mkdir()
+    return path
+
+
+async def test_two_devices_converge_in_the_background(tmp_path: Path, shared: Path) -> None:
+    async with peerlog.open(tmp_path / "a", folder=shared) as a, \
+            peerlog.open(tmp_path / "b", folder=shared) as b:
+        await a.put("todos", "1", {"title": "milk"})
+        await b.put("todos", "2", {"title": "eggs"})
+
+        async def both_have_both() -> bool:
+            return len(await a.items("todos")) == len(await b.items("todos")) == 2
+
+        await wait_until(both_have_both, within=15)
+        assert await a.store.state_hash() == await b.store.state_hash()
+        assert a.status.online
+        assert a.status.rounds >= 1
+        assert a.status.where == str(shared)
+
+
+async def test_a_short_lived_program_publishes_on_close(tmp_path: Path, shared: Path) -> None:
+    async with peerlog.open(tmp_path / "a", folder=shared, live=False) as a:
+        await a.put("notes", "n", "written just before exit")
+    async with peerlog.open(tmp_path / "b", folder=shared, live=False) as b:
+        assert await b.get("notes", "n") == "written just before exit"  # the opening round
+        assert b.status.last_report is not None
+        assert b.status.last_report.ingested == 1
+        report = await b.sync_now()
+        assert (report.ingested, b.status.last_report) == (0, report)
+
+
+async def test_the_folder_is_remembered_by_the_home(tmp_path: Path, shared: Path) -> None:
+    async with peerlog.open(tmp_path / "a", folder=shared, live=False) as a:
+        await a.put("t", "k", 1)
+    async with peerlog.open(tmp_path / "a", live=False) as again:
+        assert again.status.where == str(shared)
+        assert (await again.sync_now()).ok
+
+
+async def test_a_device_without_a_place_to_sync_still_holds_state(tmp_path: Path) -> None:
+    async with peerlog.open(tmp_path / "a") as a:
+        await a.put("t", "k", [1, 2])
+        assert await a.get("t", "k") == [1, 2]
+        assert await a.get("t", "missing", None) is None
+        assert a.status.where is None
+        with pytest.raises(peerlog.SyncError, match="no folder or server"):
+            await a.sync_now()
+
+
+async def test_opening_without_create_needs_an_existing_device(tmp_path: Path) -> None:
+    with pytest.raises(peerlog.HomeError, match="no device"):
+        await peerlog.open(tmp_path / "nobody", create=False).start()
+
+
+def test_the_blocking_facade_works_without_asyncio(tmp_path: Path, shared: Path) -> None:
+    with peerlog.connect(tmp_path / "a", folder=shared) as a, \
+            peerlog.connect(tmp_path / "b", folder=shared) as b:
+        stream = b.changes()
+        a.put("todos", "1", {"title": "milk"})
+        change = next(stream)
+        assert (change.table, change.key, change.value) == ("todos", "1", {"title": "milk"})
+        assert b.items("todos") == [("1", {"title": "milk"})]
+        stream.close()
+
+
+def todo(home: Path, *argv: str) -> str:
+    done = subprocess.run([sys.executable, "examples/todo.py", "--home", str(home), *argv],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_todo_example_syncs_two_devices(tmp_path: Path, shared: Path) -> None:
+    laptop, phone = tmp_path / "laptop", tmp_path / "phone"
+    todo(laptop, "--folder", str(shared), "add", "call mum")
+    assert todo(phone, "--folder", str(shared), "list") == "1. [ ] call mum\n"
+    todo(phone, "done", "1")  # the folder is remembered
+    assert todo(laptop, "list") == "1. [x] call mum\n"
