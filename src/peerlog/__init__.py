@@ -4,6 +4,11 @@ Everything this package promises is re-exported here; submodules are
 implementation detail.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from peerlog.device import BlockingDevice, Device, SyncStatus, connect, open
 from peerlog.drivers import (
     FileLogIngester,
@@ -14,10 +19,10 @@ from peerlog.drivers import (
     SyncReport,
     pull,
 )
+from peerlog.extras import MissingExtraError
 from peerlog.filelog import FileLog, FolderDiagnosis, Ignored, OriginReport, Problem, Withheld
 from peerlog.home import HomeError
-from peerlog.net import RelayLimits, RemoteReplica, TokenStore
-from peerlog.oplog import ApplyHook, PostgresOplog, SqliteOplog
+from peerlog.oplog import ApplyHook, SqliteOplog
 from peerlog.state import Change, StateStore
 from peerlog.sync import (
     DIGEST_SIZE,
@@ -56,9 +61,25 @@ from peerlog.sync import (
 )
 from peerlog.sync.batch import MAX_BATCH_BYTES, MAX_ENTRY_BYTES, EntryTooLargeError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
+
+_LAZY = {"RemoteReplica": "peerlog.net", "TokenStore": "peerlog.net",
+         "RelayLimits": "peerlog.net", "PostgresOplog": "peerlog.oplog"}
+"""Names whose dependencies are optional extras: imported on first use."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'peerlog' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+if TYPE_CHECKING:
+    from peerlog.net import RelayLimits, RemoteReplica, TokenStore
+    from peerlog.oplog.postgres import PostgresOplog
 
 __all__ = [
+    "MissingExtraError",
     "BlockingDevice",
     "Device",
     "HomeError",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import peerlog
+from peerlog.cli.main import main
 from tests.cli.conftest import Run
 
 
@@ -156,3 +158,28 @@ def test_the_demo_converges(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "converged" in done.stdout
+
+
+def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"peerlog {peerlog.__version__}"
+
+
+def test_global_options_are_accepted_after_the_command(run: Run, tmp_path: Path) -> None:
+    home = str(tmp_path / "a")
+    assert run("init", "--home", home)[0] == 0
+    assert run("put", "t", "k", "1", "--home", home)[0] == 0
+    assert run("--home", home, "get", "t", "k", "-v")[1].strip() == "1"
+
+
+def test_a_missing_extra_is_named_in_one_line(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['httpx'] = None\n"
+            "from peerlog.cli.main import main\n"
+            f"sys.exit(main(['--home', {str(tmp_path / 'a')!r}, 'init']) or "
+            f"main(['--home', {str(tmp_path / 'a')!r}, 'sync', '--server', 'http://x', "
+            "'--token', 't']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "pip install 'peerlog[relay]'" in done.stderr

@@ -26,9 +26,6 @@ from peerlog.home import (
     save_sync,
     shared_folder,
 )
-from peerlog.net import RelayLimits, RemoteReplica, TokenStore
-from peerlog.net.guard import ConnectionLimits
-from peerlog.net.serve import ServeOptions, default_connection_limits, serve_forever, warnings_for
 from peerlog.state import StateStore
 from peerlog.sync.backoff import Backoff
 from peerlog.sync.errors import CodecError
@@ -200,6 +197,8 @@ async def _sync_server(args: argparse.Namespace, home: Path, url: str,
         token = read_token(args.token, url, saved)
     except HomeError as exc:
         raise CliError(str(exc), code=2) from None
+    from peerlog.net import RemoteReplica
+
     async with open_device(home) as store:
         save_sync(home, server=url, token=token)
         async with RemoteReplica(url, token, ca=args.ca) as relay:
@@ -210,6 +209,15 @@ async def _sync_server(args: argparse.Namespace, home: Path, url: str,
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
+    from peerlog.net import RelayLimits, TokenStore
+    from peerlog.net.guard import ConnectionLimits
+    from peerlog.net.serve import (
+        ServeOptions,
+        default_connection_limits,
+        serve_forever,
+        warnings_for,
+    )
+
     tokens = TokenStore.load(args.tokens)
     defaults = default_connection_limits()
     options = ServeOptions(
@@ -233,6 +241,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def cmd_token(args: argparse.Namespace) -> int:
+    from peerlog.net import TokenStore
+
     tokens = TokenStore.load(args.tokens)
     if args.list:
         grants = tokens.grants()

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
+from peerlog import __version__
 from peerlog.cli import commands
 from peerlog.cli.errors import CliError
 from peerlog.sync.errors import DiskFullError, SyncError
@@ -41,11 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", metavar="DIR",
                         help="the device's folder (default: $PEERLOG_HOME, else the "
                              "platform's user data folder)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show the library's INFO logs")
+    parser.add_argument("--version", action="version", version=f"peerlog {__version__}")
+    # The global options are accepted after the command too (`peerlog ls t --home X`);
+    # SUPPRESS keeps a subcommand from resetting what was given before it.
+    anywhere = _Parser(add_help=False)
+    anywhere.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS,
+                          help="the device's folder")
+    anywhere.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                          help="show the library's INFO logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, fn: Command, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+        p = sub.add_parser(name, help=help, description=help, parents=[anywhere])
         p.set_defaults(fn=fn)
         return p
 

@@ -20,8 +20,6 @@ from pathlib import Path
 from types import TracebackType
 from uuid import UUID
 
-import watchfiles
-
 from peerlog.filelog.chain import ChainReader, Ignored, OriginChain, Problem
 from peerlog.filelog.doctor import FolderDiagnosis, OriginReport
 from peerlog.filelog.durable import real_folder
@@ -233,6 +231,8 @@ class FileLog:
                     await asyncio.wait_for(stop.wait(), self._poll_interval)
                 continue
             try:
+                import watchfiles  # Rust-backed: loaded only when someone watches
+
                 async for _changes in watchfiles.awatch(
                         self._root, stop_event=stop, debounce=50, step=20,
                         rust_timeout=int(self._rescan_interval * 1000), yield_on_timeout=True,

@@ -273,8 +273,11 @@ class OwnLogWriter:
         self._tail = None
 
     def close(self) -> None:
-        self._close_files()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-        self._loaded = False
+        # Under the thread lock: a write still running in a worker thread (its task
+        # cancelled) must not see its descriptors closed, and their numbers reused.
+        with self._threads:
+            self._close_files()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+            self._loaded = False
