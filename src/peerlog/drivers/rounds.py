@@ -18,7 +18,6 @@ end it, since retrying cannot fix that.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from peerlog.sync.backoff import Backoff
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.errors import AccessDeniedError, BackendError, SyncError
 from peerlog.sync.faces import HasCursors, Replica
+from peerlog.sync.watch import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,7 @@ class _Live:
         offline = False
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), SAFETY_ROUND)
+                await wait_event(wake, SAFETY_ROUND)
                 wake.clear()
                 try:
                     report = await self.run_once()

@@ -11,7 +11,6 @@ an advisory lock), and one device per origin (a second one is detected).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ from peerlog.sync.batch import DEFAULT_READ_BATCH, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry, Entry
 from peerlog.sync.errors import BackendError, ClosedError
-from peerlog.sync.watch import CursorHub
+from peerlog.sync.watch import CursorHub, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +226,7 @@ class FileLog:
         while not stop.is_set():
             if self._force_polling:
                 await self._refresh()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._poll_interval)
+                await wait_event(stop, self._poll_interval)
                 continue
             try:
                 import watchfiles  # Rust-backed: loaded only when someone watches

@@ -119,6 +119,22 @@ class CursorHub:
                 self._on_last()
 
 
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``event`` is set or ``seconds`` pass; True if it was set.
+
+    Why not ``asyncio.wait_for``: before Python 3.12 it can swallow a
+    cancellation that arrives as the inner wait completes, and a live loop
+    built on it then never stops (seen as a hung test).  ``asyncio.timeout``
+    does not.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 @asynccontextmanager
 async def watching(store: HasCursors) -> AsyncIterator[CursorStream]:
     """``store.watch_cursors()``, closed on exit (cancellation included)."""
