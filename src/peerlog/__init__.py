@@ -20,7 +20,15 @@ from peerlog.drivers import (
     pull,
 )
 from peerlog.extras import MissingExtraError
-from peerlog.filelog import FileLog, FolderDiagnosis, Ignored, OriginReport, Problem, Withheld
+from peerlog.filelog import (
+    FileLog,
+    FolderDiagnosis,
+    Ignored,
+    OriginReport,
+    Problem,
+    ProblemKind,
+    Withheld,
+)
 from peerlog.home import HomeError
 from peerlog.oplog import ApplyHook, SqliteOplog
 from peerlog.state import Change, StateStore
@@ -52,12 +60,10 @@ from peerlog.sync import (
     LogProcessor,
     LogSource,
     PeerCursors,
-    PeerId,
     QuotaExceededError,
     Replica,
     Snapshot,
     SyncError,
-    UnknownPeerError,
 )
 from peerlog.sync.batch import MAX_BATCH_BYTES, MAX_ENTRY_BYTES, EntryTooLargeError
 
@@ -80,6 +86,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MissingExtraError",
+    "ProblemKind",
     "BlockingDevice",
     "Device",
     "HomeError",
@@ -137,11 +144,9 @@ __all__ = [
     "OriginReport",
     "PeerCursors",
     "Problem",
-    "PeerId",
     "Replica",
     "SqliteOplog",
     "Snapshot",
     "SyncError",
-    "UnknownPeerError",
     "__version__",
 ]

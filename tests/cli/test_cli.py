@@ -183,3 +183,50 @@ def test_a_missing_extra_is_named_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1
     assert "pip install 'peerlog[relay]'" in done.stderr
+
+
+def test_devices_lists_every_device_with_its_name(run: Run, tmp_path: Path,
+                                                  folder: Path) -> None:
+    a, b = ("--home", str(tmp_path / "a")), ("--home", str(tmp_path / "b"))
+    for home, name in ((a, "laptop"), (b, "phone")):
+        run(*home, "init")
+        assert run(*home, "devices", "name", name)[0] == 0
+        run(*home, "put", "t", name, "1")
+        run(*home, "sync", "--folder", str(folder))
+    run(*a, "sync")  # the folder is remembered
+    code, out, _ = run(*a, "devices", "--json")
+    devices = json.loads(out)["devices"]
+    assert code == 0
+    assert sorted(d["name"] for d in devices) == ["laptop", "phone"]
+    assert [d["name"] for d in devices if d["this_device"]] == ["laptop"]
+    assert all(d["entries"] == 2 and d["last_change"] for d in devices)
+    code, out, _ = run(*a, "devices")
+    assert "laptop" in out
+    assert "phone" in out
+
+
+def test_export_then_import_moves_every_value(run: Run, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = ("--home", str(tmp_path / "a")), ("--home", str(tmp_path / "b"))
+    run(*a, "init")
+    run(*a, "put", "todos", "1", '{"title": "milk"}')
+    run(*a, "put", "notes", "n", '"ünïcode"')
+    code, exported, _ = run(*a, "export")
+    assert code == 0
+    assert len(exported.splitlines()) == 2
+    (tmp_path / "export.jsonl").write_text(exported)
+    run(*b, "init")
+    assert run(*b, "import", str(tmp_path / "export.jsonl"))[0] == 0
+    assert run(*b, "export")[1] == exported
+    assert run(*b, "export", "notes")[1] == exported.splitlines(keepends=True)[0]
+
+
+def test_a_bad_import_line_imports_nothing(run: Run, tmp_path: Path) -> None:
+    a = ("--home", str(tmp_path / "a"))
+    run(*a, "init")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"table": "t", "key": "1", "value": 1}\n{"table": "t", "value": 2}\n')
+    code, _, err = run(*a, "import", str(bad))
+    assert code == 2
+    assert "line 2" in err
+    assert run(*a, "export")[1] == ""

@@ -372,6 +372,9 @@ def test_the_token_is_read_from_stdin_and_remembered(tmp_path: Path) -> None:
         again = peerlog("--home", home, "sync", "--json", env=env)  # relay and token remembered
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["published"] == 1
+        status = peerlog("--home", home, "status", "--server", url, "--json", env=env)
+        [row] = json.loads(status.stdout)["origins"]
+        assert (row["held"], row["in_relay"], row["lag"]) == (2, 2, 0)
         assert (Path(home) / "sync.json").stat().st_mode & 0o077 == 0
     finally:
         server.terminate()

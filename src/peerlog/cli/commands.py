@@ -27,7 +27,9 @@ from peerlog.home import (
     shared_folder,
 )
 from peerlog.state import StateStore
+from peerlog.state.ops import encode_put
 from peerlog.sync.backoff import Backoff
+from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.errors import CodecError
 
 BIG_SYNC = 10_000
@@ -285,7 +287,10 @@ async def cmd_status(args: argparse.Namespace) -> int:
                 withheld = await asyncio.to_thread(log.withheld)
             finally:
                 await log.close()
+        elif args.server:
+            folder_extents = await _relay_cursors(args, store)
         skipped = await store.skipped_count()
+        place = "in_relay" if args.server and not args.folder else "in_folder"
         peers: set[UUID] = {store.origin} | set(here) | set(folder_extents or {})
         rows = []
         for peer in sorted(peers, key=str):
@@ -294,7 +299,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
                                       "held": held}
             if folder_extents is not None:
                 in_folder = folder_extents.of(peer)
-                row["in_folder"] = in_folder
+                row[place] = in_folder
                 row["lag"] = max(in_folder - held, 0) if peer != store.origin \
                     else max(held - in_folder, 0)
                 hidden = withheld.get(peer)
@@ -306,11 +311,11 @@ async def cmd_status(args: argparse.Namespace) -> int:
         emit_json({"peer_id": str(store.origin), "origins": rows,
                    "skipped_operations": skipped})
         return 0
-    columns = ["origin", "", "held here"] + (["in folder", "lag", "withheld"]
+    columns = ["origin", "", "held here"] + ([place.replace("_", " "), "lag", "withheld"]
                                              if folder_extents is not None else [])
     table(f"device {store.origin}", columns, [
         [str(r["origin"]), "this device" if r["this_device"] else "", str(r["held"])]
-        + ([str(r["in_folder"]), str(r["lag"]),
+        + ([str(r[place]), str(r["lag"]),
             _withheld_cell(withheld.get(UUID(str(r["origin"]))))]
            if folder_extents is not None else [])
         for r in rows])
@@ -321,6 +326,18 @@ async def cmd_status(args: argparse.Namespace) -> int:
         console.print(f"[yellow]{skipped} operation(s) skipped by the state view[/yellow] "
                       "(not valid state operations; kept in the log)", highlight=False)
     return 0
+
+
+async def _relay_cursors(args: argparse.Namespace, store: StateStore) -> PeerCursors:
+    """The relay's cursors, with the token remembered for it (or ``--token``)."""
+    from peerlog.net import RemoteReplica
+
+    try:
+        token = read_token(args.token, args.server, load_sync(home_dir(args.home)))
+    except HomeError as exc:
+        raise CliError(str(exc), code=2) from None
+    async with RemoteReplica(args.server, token, ca=args.ca) as relay:
+        return await relay.cursors()
 
 
 def _withheld_cell(held: Withheld | None) -> str:
@@ -360,6 +377,84 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
     console.print("[green]healthy[/green]" if report.healthy
                   else f"[red]{len(problems)} problem(s)[/red]")
     return 0 if report.healthy else 1
+
+
+DEVICES_TABLE = "_peerlog/devices"
+"""The synced table of device names: key a peer id, value ``{"name": …}``."""
+
+
+async def cmd_devices(args: argparse.Namespace) -> int:
+    """List every device this one knows, or name this device (``devices name NAME``)."""
+    async with open_device(home_dir(args.home)) as store:
+        if args.action == "name":
+            if not args.name:
+                raise CliError("devices name needs the new name", code=2)
+            await store.put(DEVICES_TABLE, str(store.origin), {"name": args.name})
+            console.print(f"this device is now named {args.name!r}", highlight=False)
+            return 0
+        names = {key: value.get("name") if isinstance(value, dict) else None
+                 for key, value in await store.items(DEVICES_TABLE)}
+        origins = await store.origins()
+    known = {o.origin for o in origins}
+    rows = [{"id": str(o.origin), "name": names.get(str(o.origin)), "entries": o.entries,
+             "last_change": None if o.last_ts is None else _iso(o.last_ts),
+             "this_device": o.origin == store.origin} for o in origins]
+    if store.origin not in known:
+        rows.insert(0, {"id": str(store.origin), "name": names.get(str(store.origin)),
+                        "entries": 0, "last_change": None, "this_device": True})
+    if args.json:
+        emit_json({"devices": rows})
+        return 0
+    table(f"{len(rows)} device(s)", ["", "id", "name", "entries", "last change"],
+          [["*" if r["this_device"] else "", str(r["id"]), str(r["name"] or ""),
+            str(r["entries"]), str(r["last_change"] or "")] for r in rows])
+    return 0
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp((ts >> 16) / 1000, UTC).astimezone().isoformat(
+        timespec="seconds")
+
+
+async def cmd_export(args: argparse.Namespace) -> int:
+    """Every live value as JSON lines: ``{"table": …, "key": …, "value": …}``."""
+    async with open_device(home_dir(args.home)) as store:
+        tables = [args.table] if args.table else await store.tables()
+        for name in tables:
+            for key, value in await store.items(name):
+                sys.stdout.write(json.dumps({"table": name, "key": key, "value": value},
+                                            ensure_ascii=False, sort_keys=True) + "\n")
+    return 0
+
+
+def _export_lines(file: str) -> list[bytes]:
+    """The state payloads of an export's JSON lines; `CliError` (exit 2) naming the first
+    bad line."""
+    stream = sys.stdin if file == "-" else open(file, encoding="utf-8")  # noqa: SIM115
+    payloads: list[bytes] = []
+    with stream:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+                payloads.append(encode_put(doc["table"], doc["key"], doc["value"]))
+            except (ValueError, KeyError, TypeError, CodecError) as exc:
+                raise CliError(f"{file} line {number} is not an export line: "
+                               f"{str(exc)[:100]}", code=2) from None
+    return payloads
+
+
+async def cmd_import(args: argparse.Namespace) -> int:
+    """Put every JSON line of FILE (``-``: stdin) as one transaction: all or nothing."""
+    payloads = _export_lines(args.file)
+    async with open_device(home_dir(args.home)) as store:
+        try:
+            await store.oplog.append_many(payloads)
+        except CodecError as exc:
+            raise CliError(str(exc), code=2) from None
+    console.print(f"imported {len(payloads)} value(s)", highlight=False)
+    return 0
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:

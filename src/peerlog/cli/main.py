@@ -93,8 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also trust this PEM certificate for the relay's TLS "
                         "(the system store and $SSL_CERT_FILE always are)")
     p = command("status", commands.cmd_status,
-                "every origin: entries held here, in the folder, and the lag")
-    p.add_argument("--folder", metavar="DIR")
+                "every origin: entries held here, in the folder or on the relay, and the lag")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--folder", metavar="DIR")
+    where.add_argument("--server", metavar="URL", help="compare with a relay ('in_folder' "
+                                                       "then counts the relay's entries)")
+    p.add_argument("--token", help="the relay token (default: the one remembered)")
+    p.add_argument("--ca", metavar="FILE", help="extra CA certificate for the relay")
     p.add_argument("--json", action="store_true")
     p = command("doctor", commands.cmd_doctor,
                 "what is wrong in a shared folder, and what was ignored")
@@ -132,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--revoke", metavar="PEER_ID", help="remove every token of a device")
     p.add_argument("--name", default="")
     p.add_argument("--json", action="store_true")
+    p = command("devices", commands.cmd_devices,
+                "every device this one knows (entries, last change), or `devices name NAME`")
+    p.add_argument("action", nargs="?", choices=["list", "name"], default="list")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p = command("export", commands.cmd_export, "every live value as JSON lines")
+    p.add_argument("table", nargs="?", type=name_arg, help="only this table")
+    p = command("import", commands.cmd_import,
+                "put every value of an export (JSON lines; '-' reads stdin)")
+    p.add_argument("file", metavar="FILE")
     p = command("demo", commands.cmd_demo,
                 "several devices, as separate processes, converging through one folder")
     p.add_argument("--devices", type=int, default=4)

@@ -3,6 +3,7 @@
 from peerlog.filelog.chain import Ignored, OriginChain, Problem
 from peerlog.filelog.doctor import FolderDiagnosis, OriginReport
 from peerlog.filelog.log import FileLog, Withheld
+from peerlog.filelog.problems import ProblemKind
 
 __all__ = ["FileLog", "FolderDiagnosis", "Ignored", "OriginChain", "OriginReport", "Problem",
-           "Withheld"]
+           "ProblemKind", "Withheld"]

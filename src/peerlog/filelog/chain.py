@@ -32,6 +32,7 @@ from peerlog.filelog.format import (
     scan_records,
 )
 from peerlog.filelog.names import conflict_copy_of, segment_first_index, why_ignored
+from peerlog.filelog.problems import ProblemKind
 from peerlog.sync.batch import byte_prefix, gc_paused
 from peerlog.sync.entry import DecodedEntry
 from peerlog.sync.errors import DivergenceError
@@ -55,7 +56,7 @@ class Problem:
 
     origin: UUID | None
     path: str
-    kind: str
+    kind: ProblemKind
     detail: str
     withheld_from: int | None = None
 
@@ -127,7 +128,7 @@ class ChainReader:
             self._reported.add(key)
             # A tail still being written or copied is the normal state of a
             # live folder; everything else needs a person's attention.
-            level = logging.INFO if problem.kind == "incomplete" else logging.WARNING
+            level = logging.INFO if problem.kind == ProblemKind.INCOMPLETE else logging.WARNING
             log.log(level, "shared folder: %s", problem)
 
     # -- scanning -------------------------------------------------------------
@@ -147,7 +148,7 @@ class ChainReader:
         if cached is not None and cached.key == key:
             return cached
         if (cached is not None and cached.scan is not None and cached.key[0] == key[0]
-                and key[1] > cached.key[1] and cached.scan.stop != "corrupt"):
+                and key[1] > cached.key[1] and cached.scan.stop != ProblemKind.CORRUPT):
             # The file only grew (an append, or a copy still arriving): scan the new part.
             data = os.pread(fd, key[1] - cached.scan.valid_end, cached.scan.valid_end)
             more = scan_records(data, 0, cached.scan.next_index)
@@ -167,7 +168,7 @@ class ChainReader:
             else:
                 if header_first != first_index:
                     fresh.header_error = HeaderError(
-                        "misnamed", f"header says first index {header_first}, "
+                        ProblemKind.MISNAMED, f"header says first index {header_first}, "
                         f"the name says {first_index}")
                 else:
                     fresh.scan = scan_records(data, HEADER_SIZE, first_index)
@@ -179,7 +180,7 @@ class ChainReader:
         folder = self._root / str(origin)
         result = OriginChain(origin)
         if os.path.islink(folder):
-            self._add(result, Problem(origin, str(folder), "symlink",
+            self._add(result, Problem(origin, str(folder), ProblemKind.SYMLINK,
                                       "the device folder is a symbolic link: never followed "
                                       "inside the shared folder", 0))
             return result
@@ -188,7 +189,7 @@ class ChainReader:
         except FileNotFoundError:
             return result
         except OSError as exc:
-            self._add(result, Problem(origin, str(folder), "unreadable", str(exc), 0))
+            self._add(result, Problem(origin, str(folder), ProblemKind.UNREADABLE, str(exc), 0))
             return result
         segments: list[tuple[int, str]] = []
         copies: list[tuple[int, str]] = []
@@ -219,12 +220,13 @@ class ChainReader:
             path = folder / name
             if first != expected:
                 if first > expected:
-                    kind, detail = "gap", (f"segment starts at index {first} but the log so "
-                                           f"far ends at {expected} (an earlier segment "
-                                           "missing or not synced yet)")
+                    kind = ProblemKind.GAP
+                    detail = (f"segment starts at index {first} but the log so far ends at "
+                              f"{expected} (an earlier segment missing or not synced yet)")
                 else:
-                    kind, detail = "overlap", (f"segment starts at index {first}, inside "
-                                               f"entries already read up to {expected}")
+                    kind = ProblemKind.OVERLAP
+                    detail = (f"segment starts at index {first}, inside entries already read "
+                              f"up to {expected}")
                 self._add(chain, Problem(origin, str(path), kind, detail, expected))
                 break
             try:
@@ -233,20 +235,20 @@ class ChainReader:
                 self._add(chain, Problem(origin, str(path), exc.kind, exc.detail, expected))
                 break
             except OSError as exc:
-                self._add(chain, Problem(origin, str(path), "unreadable",
+                self._add(chain, Problem(origin, str(path), ProblemKind.UNREADABLE,
                                          f"{exc.strerror or exc} (a cloud placeholder not "
                                          "downloaded yet?)", expected))
                 break
             last = position == len(segments) - 1
             if seg.header_error is not None:
                 kind = seg.header_error.kind
-                if kind == "incomplete" and not last:
-                    kind = "corrupt"
+                if kind == ProblemKind.INCOMPLETE and not last:
+                    kind = ProblemKind.CORRUPT
                 self._add(chain, Problem(origin, str(path), kind, str(seg.header_error),
                                          expected))
                 break
             if seg.origin != origin:
-                self._add(chain, Problem(origin, str(path), "foreign-origin",
+                self._add(chain, Problem(origin, str(path), ProblemKind.FOREIGN_ORIGIN,
                                          f"segment belongs to origin {seg.origin}", expected))
                 break
             assert seg.scan is not None
@@ -255,9 +257,9 @@ class ChainReader:
             if seg.scan.stop is not None:
                 kind = seg.scan.stop
                 detail = seg.scan.detail
-                if kind == "incomplete" and not last:
+                if kind == ProblemKind.INCOMPLETE and not last:
                     detail += "; later segments exist, so this tail will not complete"
-                    kind = "corrupt"
+                    kind = ProblemKind.CORRUPT
                 self._add(chain, Problem(origin, str(path), kind, detail, expected))
                 break
         chain.extent = expected
@@ -282,7 +284,7 @@ class ChainReader:
             except DivergenceError as exc:
                 chain.extent = min(chain.extent, index)
                 self._add(chain, Problem(
-                    chain.origin, str(path), "divergence",
+                    chain.origin, str(path), ProblemKind.DIVERGENCE,
                     f"{exc}; two devices are writing origin {chain.origin} "
                     "(a cloned device identity or a restored backup)", index))
                 return

@@ -25,12 +25,12 @@ class FolderDiagnosis:
     root: str
     origins: tuple[OriginReport, ...]
     ignored: tuple[Ignored, ...] = field(default=())
-    problems: tuple[Problem, ...] = field(default=())
 
     @property
     def healthy(self) -> bool:
         """True when nothing is withheld anywhere (ignored files are fine)."""
-        return not self.problems and all(not o.problems for o in self.origins)
+        return all(not o.problems for o in self.origins)
 
     def all_problems(self) -> list[Problem]:
-        return [*self.problems, *(p for o in self.origins for p in o.problems)]
+        """Every origin's problems, in origin order."""
+        return [p for o in self.origins for p in o.problems]

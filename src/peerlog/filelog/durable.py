@@ -8,13 +8,14 @@ import stat
 from pathlib import Path
 
 from peerlog.filelog.format import MAX_SEGMENT_FILE
+from peerlog.filelog.problems import ProblemKind
 
 
 class UnsafeFileError(OSError):
     """A name in the shared folder that must not be read: ``kind`` says why
     (``symlink``, ``not-a-regular-file``, ``oversized``)."""
 
-    def __init__(self, kind: str, detail: str) -> None:
+    def __init__(self, kind: ProblemKind, detail: str) -> None:
         super().__init__(detail)
         self.kind = kind
         self.detail = detail
@@ -35,16 +36,17 @@ def open_segment(path: Path) -> int:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         if os.path.islink(path):
-            raise UnsafeFileError("symlink", "a symbolic link: never followed inside the "
+            raise UnsafeFileError(ProblemKind.SYMLINK, "a symbolic link: never followed inside the "
                                   "shared folder") from exc
         raise
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFileError("not-a-regular-file", "not a regular file (a FIFO, device "
-                                  "or folder named like a segment)")
+            raise UnsafeFileError(ProblemKind.NOT_A_REGULAR_FILE,
+                                  "not a regular file (a FIFO, device or folder named like "
+                                  "a segment)")
         if st.st_size > MAX_SEGMENT_FILE:
-            raise UnsafeFileError("oversized", f"{st.st_size} bytes, more than a segment "
+            raise UnsafeFileError(ProblemKind.OVERSIZED, f"{st.st_size} bytes, more than a segment "
                                   f"can hold ({MAX_SEGMENT_FILE}); not loaded")
     except BaseException:
         os.close(fd)

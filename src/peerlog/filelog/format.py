@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import accumulate, repeat
 from uuid import UUID
 
+from peerlog.filelog.problems import ProblemKind
 from peerlog.sync.entry import DIGEST_SIZE, TS_LIMIT, DecodedEntry, Entry, Expunged
 from peerlog.sync.errors import CodecError
 
@@ -69,7 +70,7 @@ class RecordTooLargeError(CodecError):
 class HeaderError(Exception):
     """A segment header that cannot be used; ``kind`` says why."""
 
-    def __init__(self, kind: str, detail: str) -> None:
+    def __init__(self, kind: ProblemKind, detail: str) -> None:
         self.kind = kind
         super().__init__(detail)
 
@@ -81,19 +82,20 @@ def decode_header(data: bytes) -> tuple[UUID, int]:
     ``not-a-segment`` (bad magic or header checksum), ``future-version``.
     """
     if len(data) < HEADER_SIZE:
-        raise HeaderError("incomplete", f"header has {len(data)} of {HEADER_SIZE} bytes")
+        raise HeaderError(ProblemKind.INCOMPLETE, f"header has {len(data)} of {HEADER_SIZE} bytes")
     magic, version, _flags, origin, first, crc = HEADER.unpack_from(data)
     if magic != MAGIC:
         # The bytes found are not quoted: the file may be anything (a symlinked secret).
-        raise HeaderError("not-a-segment", "the file does not start with the segment magic")
+        raise HeaderError(ProblemKind.NOT_A_SEGMENT,
+                          "the file does not start with the segment magic")
     if version != FORMAT_VERSION:
         raise HeaderError(
-            "future-version" if version > FORMAT_VERSION else "not-a-segment",
+            ProblemKind.FUTURE_VERSION if version > FORMAT_VERSION else ProblemKind.NOT_A_SEGMENT,
             f"segment format version {version}; this peerlog reads version "
             f"{FORMAT_VERSION}: upgrade peerlog",
         )
     if zlib.crc32(data[: HEADER_SIZE - CRC_SIZE]) != crc:
-        raise HeaderError("not-a-segment", "header checksum mismatch")
+        raise HeaderError(ProblemKind.NOT_A_SEGMENT, "header checksum mismatch")
     return UUID(bytes=origin), first
 
 
@@ -158,7 +160,7 @@ class Scan:
     records: list[RecordRef]
     next_index: int
     valid_end: int
-    stop: str | None = None
+    stop: ProblemKind | None = None
     detail: str = ""
 
 
@@ -170,26 +172,28 @@ def scan_records(data: bytes, offset: int, first_index: int) -> Scan:
     unpack_head = RECORD_HEAD.unpack_from
     while offset < end_of_data:
         if end_of_data - offset < RECORD_HEAD_SIZE:
-            return Scan(records, expected, offset, "incomplete",
+            return Scan(records, expected, offset, ProblemKind.INCOMPLETE,
                         f"record header cut at byte {end_of_data}")
         body_len, first, count = unpack_head(data, offset)
         problem = _check_head(body_len, first, count, expected)
         if problem:
-            return Scan(records, expected, offset, "corrupt", f"at byte {offset}: {problem}")
+            return Scan(records, expected, offset, ProblemKind.CORRUPT,
+                        f"at byte {offset}: {problem}")
         body = offset + RECORD_HEAD_SIZE
         end = body + body_len + CRC_SIZE
         if end > end_of_data:
-            return Scan(records, expected, offset, "incomplete",
+            return Scan(records, expected, offset, ProblemKind.INCOMPLETE,
                         f"record at byte {offset} needs {end - offset} bytes, "
                         f"{end_of_data - offset} present")
         crc = _u32.unpack_from(data, end - CRC_SIZE)[0]
         if zlib.crc32(memoryview(data)[offset:end - CRC_SIZE]) != crc:
-            return Scan(records, expected, offset, "corrupt",
+            return Scan(records, expected, offset, ProblemKind.CORRUPT,
                         f"at byte {offset}: checksum mismatch in record of entries "
                         f"{first}..{first + count - 1}")
         problem = _check_body(data, body, body_len, count)
         if problem:
-            return Scan(records, expected, offset, "corrupt", f"at byte {offset}: {problem}")
+            return Scan(records, expected, offset, ProblemKind.CORRUPT,
+                        f"at byte {offset}: {problem}")
         kinds = data[body + 12 * count:body + 13 * count]
         erased = tuple(first + k for k, kind in enumerate(kinds) if kind == KIND_EXPUNGED) \
             if KIND_EXPUNGED in kinds else ()

@@ -19,10 +19,11 @@ from pathlib import Path
 from types import TracebackType
 from uuid import UUID
 
-from peerlog.filelog.chain import ChainReader, Ignored, OriginChain, Problem
+from peerlog.filelog.chain import ChainReader, Ignored
 from peerlog.filelog.doctor import FolderDiagnosis, OriginReport
 from peerlog.filelog.durable import real_folder
 from peerlog.filelog.names import peer_of_folder, segment_first_index, why_ignored
+from peerlog.filelog.problems import ProblemKind
 from peerlog.filelog.writer import OwnLogWriter
 from peerlog.sync.batch import DEFAULT_READ_BATCH, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
@@ -173,7 +174,7 @@ class FileLog:
         for peer in self.list_peers():
             chain = self._reader.chain(peer)
             for problem in chain.problems:
-                if problem.withheld_from is None or problem.kind == "incomplete":
+                if problem.withheld_from is None or problem.kind == ProblemKind.INCOMPLETE:
                     continue
                 named = [first for first in map(segment_first_index, _names(self._root / str(peer)))
                          if first is not None]
@@ -182,11 +183,6 @@ class FileLog:
                                      problem.kind, problem.path)
                 break
         return out
-
-    def chain(self, peer: UUID) -> OriginChain:
-        """The scan of one origin's folder: extent, segments, problems."""
-        self._check_open()
-        return self._reader.chain(peer)
 
     # -- LogSource / HasCursors -----------------------------------------------
 
@@ -302,7 +298,6 @@ class FileLog:
         """Everything wrong in the shared folder and everything ignored there."""
         self._check_open()
         ignored: list[Ignored] = []
-        problems: list[Problem] = []
         origins: list[OriginReport] = []
         for name in sorted(os.listdir(self._root)):
             path = self._root / name
@@ -318,8 +313,7 @@ class FileLog:
             ignored.extend(chain.ignored)
             origins.append(OriginReport(peer, chain.extent, len(chain.segments),
                                         tuple(chain.problems)))
-        return FolderDiagnosis(str(self._root), tuple(origins), tuple(ignored),
-                               tuple(problems))
+        return FolderDiagnosis(str(self._root), tuple(origins), tuple(ignored))
 
     # -- lifecycle ------------------------------------------------------------
 

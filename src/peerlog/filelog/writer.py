@@ -46,6 +46,7 @@ from peerlog.filelog.format import (
     split_records,
 )
 from peerlog.filelog.names import segment_first_index
+from peerlog.filelog.problems import ProblemKind
 from peerlog.sync.entry import DecodedEntry, Entry, Expunged, check_entry
 from peerlog.sync.errors import (
     BackendError,
@@ -134,9 +135,9 @@ class OwnLogWriter:
                 os.unlink(self._folder / name)
         for problem in chain.problems:
             last_segment = not chain.segments or Path(problem.path) == chain.segments[-1].path
-            if problem.kind == "incomplete" and last_segment:
+            if problem.kind == ProblemKind.INCOMPLETE and last_segment:
                 continue  # a torn tail from a crash: truncated below
-            if problem.kind == "incomplete" and Path(problem.path).name.endswith(".plog"):
+            if problem.kind == ProblemKind.INCOMPLETE and Path(problem.path).name.endswith(".plog"):
                 # A segment created but its header never completed: no entries in it.
                 log.warning("removing %s: a segment whose header a crash cut short",
                             problem.path)

@@ -2,7 +2,7 @@
 
 Both SQL backends fetch the same two facts (the origin's cursor, and the held
 slots the batch overlaps), ask `plan_batch` what to do, and store exactly
-that.  So the rules of SPEC.md live in one place for every SQL replica.
+that.  So the rules of docs/contract.md live in one place for every SQL replica.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class BatchPlan:
 def plan_batch(peer: UUID, start: int, rows: list[Row], next_index: int,
                held: Callable[[int, int], Sequence[tuple[int, int | None, bytes]]]
                ) -> BatchPlan:
-    """Apply SPEC.md's rules to a batch at ``start`` against cursor ``next_index``.
+    """Apply docs/contract.md's rules to a batch at ``start`` against cursor ``next_index``.
 
     ``held(lo, hi)`` returns the stored ``(idx, ts, body)`` rows of slots
     ``lo..hi-1``.  Raises `CursorMismatchError` for a gap and

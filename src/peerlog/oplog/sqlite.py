@@ -258,7 +258,7 @@ class SqliteOplog:
     # -- the write side -------------------------------------------------------
 
     async def apply(self, peer: UUID, index: int, entry: DecodedEntry) -> Applied:
-        """Store ``entry`` at ``(peer, index)``; see SPEC.md for the rules."""
+        """Store ``entry`` at ``(peer, index)``; see docs/contract.md for the rules."""
         return Applied(new=await self.apply_many(peer, index, (entry,)) == 1)
 
     async def apply_many(

@@ -43,10 +43,6 @@ class Op:
     key: str
     value: bytes | None
 
-    @property
-    def deleted(self) -> bool:
-        return self.value is None
-
 
 def _names(table: str, key: str) -> tuple[bytes, bytes]:
     if not isinstance(table, str) or not table:

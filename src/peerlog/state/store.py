@@ -30,6 +30,16 @@ class Change:
     deleted: bool
 
 
+@dataclass(frozen=True, slots=True)
+class OriginSummary:
+    """One origin as this device holds it: ``last_ts`` is the HLC timestamp of its
+    newest entry among the last hundred (None when they are all erased)."""
+
+    origin: UUID
+    entries: int
+    last_ts: int | None
+
+
 class StateStore:
     """A last-writer-wins store of JSON values in named tables, over a `SqliteOplog`.
 
@@ -72,6 +82,17 @@ class StateStore:
             lambda c: c.execute("SELECT key, value FROM peerlog_state WHERE tbl = ? AND del = 0"
                                 " ORDER BY key", (table,)).fetchall())
         return [(k, json.loads(v)) for k, v in rows]
+
+    async def origins(self) -> list[OriginSummary]:
+        """Every origin this device holds: entries held and its newest entry's time."""
+        def query(conn: sqlite3.Connection) -> list[OriginSummary]:
+            rows = conn.execute(
+                "SELECT p.peer, p.next_index, (SELECT max(e.ts) FROM peerlog_entries e"
+                " WHERE e.peer = p.id AND e.idx >= p.next_index - 100) FROM peerlog_peers p"
+                " ORDER BY p.peer").fetchall()
+            return [OriginSummary(UUID(bytes=bytes(peer)), int(held),
+                                  None if ts is None else int(ts)) for peer, held, ts in rows]
+        return await self.oplog.run_query(query)
 
     async def skipped_count(self) -> int:
         """Operations held in the log but left out of the state (their value is not JSON)."""

@@ -1,7 +1,7 @@
-"""The sync contract: the names and meanings SPEC.md fixes, shared by every backend."""
+"""The sync contract: the names and meanings docs/contract.md fixes, shared by every backend."""
 
 from peerlog.sync.cursors import Advanced, CursorsEvent, CursorStream, PeerCursors, Snapshot
-from peerlog.sync.entry import DIGEST_SIZE, DecodedEntry, Entry, Expunged, PeerId
+from peerlog.sync.entry import DIGEST_SIZE, DecodedEntry, Entry, Expunged
 from peerlog.sync.errors import (
     AccessDeniedError,
     BackendError,
@@ -15,7 +15,6 @@ from peerlog.sync.errors import (
     IndexOutOfRangeError,
     QuotaExceededError,
     SyncError,
-    UnknownPeerError,
 )
 from peerlog.sync.faces import (
     Applied,
@@ -58,10 +57,8 @@ __all__ = [
     "LogProcessor",
     "LogSource",
     "PeerCursors",
-    "PeerId",
     "QuotaExceededError",
     "Replica",
     "Snapshot",
     "SyncError",
-    "UnknownPeerError",
 ]

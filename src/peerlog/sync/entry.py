@@ -11,12 +11,8 @@ from __future__ import annotations
 import hashlib
 import struct
 from typing import NamedTuple, TypeAlias
-from uuid import UUID
 
 from peerlog.sync.errors import CodecError
-
-PeerId: TypeAlias = UUID
-"""A device's identity: created once per device and persisted."""
 
 DIGEST_SIZE = 32
 """Bytes in `Entry.digest` and `Expunged.digest`."""

@@ -3,7 +3,23 @@
 Backends never leak their own exception types: a failure of ``sqlite3``,
 ``psycopg``, the file system or the network is wrapped in `BackendError` with
 the original exception kept as ``__cause__``.  Every message says what was
-expected and what was found.
+expected and what was found.  The tree, by what the caller does about it::
+
+    SyncError
+    ├── CursorMismatchError     re-read the cursor and continue from it
+    ├── DivergenceError         two devices wrote one slot: report, never pick a side
+    ├── CodecError              the input (or bytes read) is not valid: fix it
+    │   └── EntryTooLargeError      (sync.batch) a change over MAX_ENTRY_BYTES
+    ├── IndexOutOfRangeError    named a slot that is not held
+    ├── AccessDeniedError       the relay refused the token: fix it, do not retry
+    ├── QuotaExceededError      the relay is full for this device
+    ├── BackendError            storage unreachable or failing: retry later
+    │   └── DiskFullError           no space left
+    ├── ClosedError             used after close
+    ├── ClockSkewError          a timestamp too far ahead
+    ├── IdentityError           a database opened as another origin
+    ├── HomeError               (peerlog.home) a device home that cannot be used
+    └── MissingExtraError       (peerlog.extras) an optional extra is not installed
 """
 
 from __future__ import annotations
@@ -53,10 +69,6 @@ class DivergenceError(SyncError):
 
 class CodecError(SyncError):
     """Bytes (or values) that do not decode into a valid entry."""
-
-
-class UnknownPeerError(SyncError):
-    """A peer id that the store does not know where one was required."""
 
 
 class IndexOutOfRangeError(SyncError):

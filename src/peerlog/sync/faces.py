@@ -39,7 +39,7 @@ class LogProcessor(HasCursors, Protocol):
     """The write side: absorbs entries of any origin, never out of order."""
 
     async def apply(self, peer: UUID, index: int, entry: DecodedEntry) -> Applied:
-        """Store ``entry`` at ``(peer, index)``; see SPEC.md for every rule."""
+        """Store ``entry`` at ``(peer, index)``; see docs/contract.md for every rule."""
         ...
 
     async def apply_many(

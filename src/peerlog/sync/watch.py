@@ -55,11 +55,6 @@ class CursorHub:
         self._closed = False
         self._error: Exception | None = None
 
-    @property
-    def watchers(self) -> int:
-        """How many watches are open."""
-        return len(self._watchers)
-
     def publish(self, moved: Mapping[UUID, int]) -> None:
         """Tell every watcher that these origins' next indexes are now at least this."""
         if not moved:
