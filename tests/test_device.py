@@ -13,13 +13,6 @@ from tests.helpers import wait_until
 from tests.processes import ROOT
 
 
-@pytest.fixture
-def shared(tmp_path: Path) -> Path:
-    path = tmp_path / "shared"
-    path.mkdir()
-    return path
-
-
 async def test_two_devices_converge_in_the_background(tmp_path: Path, shared: Path) -> None:
     async with peerlog.open(tmp_path / "a", folder=shared) as a, \
             peerlog.open(tmp_path / "b", folder=shared) as b:

@@ -31,13 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 
-@pytest.fixture
-def shared(tmp_path: Path) -> Path:
-    path = tmp_path / "shared"
-    path.mkdir()
-    return path
-
-
 def one_line_error(err: str) -> None:
     assert err.count("\n") == 1, err
     assert err.startswith("peerlog: error: ")

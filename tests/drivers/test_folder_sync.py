@@ -38,13 +38,6 @@ async def sync(store: StateStore, log: FileLog) -> None:
     await FileLogIngester(log, store.oplog).run_once()
 
 
-@pytest.fixture
-def shared(tmp_path: Path) -> Path:
-    root = tmp_path / "shared"
-    root.mkdir()
-    return root
-
-
 async def test_publisher_writes_the_own_origin_only(tmp_path: Path, shared: Path) -> None:
     async with SqliteOplog(tmp_path / "a.db", origin=peer(1)) as oplog:
         await oplog.append_many([b"x", b"y"])

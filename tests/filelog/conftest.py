@@ -10,13 +10,6 @@ from peerlog import FileLog
 
 
 @pytest.fixture
-def shared(tmp_path: Path) -> Path:
-    root = tmp_path / "shared"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 async def open_log(shared: Path) -> AsyncIterator[Callable[[UUID], FileLog]]:
     opened: list[FileLog] = []
 
