@@ -7,17 +7,20 @@ import contextlib
 import ipaddress
 import logging
 import resource
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from peerlog.net.guard import ConnectionLimits, guarded_protocol
 from peerlog.net.server import RelayLimits, create_app
 from peerlog.net.tokens import TokenStore
-from peerlog.oplog.postgres import PostgresOplog
 from peerlog.oplog.sqlite import SqliteOplog
 from peerlog.sync.errors import CodecError
+
+if TYPE_CHECKING:
+    from peerlog.oplog.postgres import PostgresOplog
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,42 @@ class ServeOptions:
         return "https" if self.tls_cert else "http"
 
 
+def _sqlite(db: str) -> SqliteOplog:
+    return SqliteOplog(db.partition(":")[2])
+
+
+def _postgres(db: str) -> PostgresOplog:
+    from peerlog.extras import require
+
+    oplog: PostgresOplog = require("peerlog.oplog.postgres", "postgres").PostgresOplog(db)
+    return oplog
+
+
+OPENERS: dict[str, Callable[[str], SqliteOplog | PostgresOplog]] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgres,
+    "postgres": _postgres,
+}
+"""``--db`` URL schemes and the replica each opens."""
+
+
 def open_replica(db: str) -> SqliteOplog | PostgresOplog:
     """``sqlite:PATH`` or a ``postgresql://`` URL (or a libpq ``key=value`` string)."""
-    if db.startswith("sqlite:"):
-        return SqliteOplog(db[len("sqlite:"):])
-    if db.startswith(("postgresql://", "postgres://")) or "dbname=" in db or "host=" in db:
-        return PostgresOplog(db)
-    raise CodecError(f"--db must be sqlite:PATH or postgresql://…, got {db!r}")
+    scheme, colon, _ = db.partition(":")
+    opener = OPENERS.get(scheme.lower()) if colon else None
+    if opener is None and "=" in db:  # libpq's key=value form names no scheme
+        opener = _postgres
+    if opener is None:
+        raise CodecError(f"--db must be sqlite:PATH or postgresql://USER@HOST/DB (schemes: "
+                         f"{', '.join(OPENERS)}), got {db!r}")
+    return opener(db)
+
+
+async def _connect(replica: SqliteOplog | PostgresOplog) -> None:
+    """Open a server database's pool before serving (SQLite needs nothing)."""
+    connect = getattr(replica, "open", None)
+    if connect is not None:
+        await connect()
 
 
 def default_connection_limits() -> ConnectionLimits:
@@ -95,8 +127,7 @@ def _config(replica: SqliteOplog | PostgresOplog, tokens: TokenStore,
 async def running(replica: SqliteOplog | PostgresOplog, tokens: TokenStore,
                   options: ServeOptions) -> AsyncIterator[uvicorn.Server]:
     """A relay serving ``replica`` in this event loop until the block exits."""
-    if isinstance(replica, PostgresOplog):
-        await replica.open()
+    await _connect(replica)
     server = uvicorn.Server(_config(replica, tokens, options))
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -116,8 +147,7 @@ async def serve_forever(db: str, tokens: TokenStore, options: ServeOptions) -> N
     """Serve until SIGINT/SIGTERM (uvicorn handles them), then close the replica."""
     replica = open_replica(db)
     try:
-        if isinstance(replica, PostgresOplog):
-            await replica.open()
+        await _connect(replica)
         await uvicorn.Server(_config(replica, tokens, options)).serve()
     finally:
         await replica.close()
