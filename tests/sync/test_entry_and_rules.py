@@ -50,3 +50,20 @@ def test_reconcile_accepts_consistent_offers(held: Entry | Expunged,
 def test_reconcile_reports_divergence(held: Entry | Expunged, offered: Entry | Expunged) -> None:
     with pytest.raises(DivergenceError, match="index 3"):
         reconcile(peer(1), 3, held, offered)
+
+
+def test_bad_arguments_are_value_errors_and_codec_errors() -> None:
+    from uuid import UUID
+
+    from peerlog import CodecError, EntryTooLargeError, InvalidArgumentError
+    from peerlog.sync.batch import check_batch_start, check_payload_size, read_bound
+
+    with pytest.raises(ValueError, match="non-negative"):
+        read_bound(-1, None, 10)
+    with pytest.raises(InvalidArgumentError):
+        check_batch_start("not a uuid", 0)
+    with pytest.raises(CodecError):
+        check_batch_start(UUID(int=1), -5)
+    with pytest.raises(ValueError, match="limited to"):
+        check_payload_size(bytes(5 << 20))
+    assert issubclass(EntryTooLargeError, InvalidArgumentError)

@@ -50,7 +50,7 @@ from peerlog.filelog.problems import ProblemKind
 from peerlog.sync.entry import DecodedEntry, Entry, Expunged, check_entry
 from peerlog.sync.errors import (
     BackendError,
-    CodecError,
+    CorruptLogError,
     CursorMismatchError,
     DivergenceError,
     IndexOutOfRangeError,
@@ -144,7 +144,7 @@ class OwnLogWriter:
                 os.unlink(problem.path)
                 sync_dir(self._folder)
                 continue
-            raise CodecError(
+            raise CorruptLogError(
                 f"refusing to write origin {self._origin}: its own log is damaged "
                 f"({problem}); run `peerlog doctor` and move the damaged file away")
         self._next = chain.extent

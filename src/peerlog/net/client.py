@@ -23,7 +23,15 @@ import certifi
 import httpx
 import websockets
 
-from peerlog.net.wire import API, RECORD_TYPE, decode_batch, encode_batch, event_from_json
+from peerlog.net.wire import (
+    API,
+    RECORD_TYPE,
+    WireError,
+    decode_batch,
+    encode_batch,
+    event_from_json,
+    kind_of,
+)
 from peerlog.sync.backoff import Backoff
 from peerlog.sync.batch import DEFAULT_READ_BATCH, check_batch_start, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
@@ -36,6 +44,7 @@ from peerlog.sync.errors import (
     CursorMismatchError,
     DivergenceError,
     QuotaExceededError,
+    SyncError,
 )
 from peerlog.sync.faces import Applied
 from peerlog.sync.watch import CursorHub
@@ -280,31 +289,37 @@ def _digest(value: object) -> bytes:
     return bytes.fromhex(value)
 
 
+_RAISES: dict[WireError, type[SyncError]] = {
+    WireError.MALFORMED: CodecError, WireError.DISCONNECTED: CodecError,
+    WireError.REJECTED: CodecError, WireError.TOO_LARGE: CodecError,
+    WireError.UNAUTHORIZED: AccessDeniedError, WireError.FORBIDDEN: AccessDeniedError,
+    WireError.QUOTA_EXCEEDED: QuotaExceededError,
+}
+"""What a refusal means to the caller (docs/relay.md); anything else is a `BackendError`."""
+
+
 def _error(response: httpx.Response, path: str) -> Exception:
     """The contract's error for a relay's 4xx/5xx answer; never raises itself."""
     try:
         body = response.json()
         if not isinstance(body, dict):
             raise ValueError("not an object")
-        kind, message = str(body.get("error")), str(body.get("message"))
+        named, message = body.get("error"), str(body.get("message"))
     except ValueError:
-        body, kind, message = {}, "", response.text[:200]
+        body, named, message = {}, None, response.text[:200]
     status = response.status_code
+    kind = kind_of(status, named)
     if status == 409:
         try:
             peer = UUID(path.split("/")[2])  # /origins/{peer}/entries
-            if kind == "cursor_mismatch":
+            if kind is WireError.CURSOR_MISMATCH:
                 return CursorMismatchError(_index(body["expected"]), _index(body["actual"]),
                                            peer=peer)
-            if kind == "divergence":
+            if kind is WireError.DIVERGENCE:
                 return DivergenceError(peer, _index(body.get("index", 0)),
                                        "reported by the relay")
         except (KeyError, IndexError, ValueError):
-            return BackendError(f"relay answered 409 with a malformed body: {message[:120]!r}")
-    if status in (400, 413):
-        return CodecError(f"relay refused the request ({status}): {message}")
-    if status in (401, 403):
-        return AccessDeniedError(f"relay refused the token ({status}): {message}")
-    if status == 507:
-        return QuotaExceededError(f"relay refused to store more ({status}): {message}")
-    return BackendError(f"relay answered {status}: {message}")
+            pass
+        return BackendError(f"relay answered 409 with a malformed body: {message[:120]!r}")
+    error = _RAISES.get(kind, BackendError) if kind is not None else BackendError
+    return error(f"relay refused the request ({status} {kind or 'unknown'}): {message}")

@@ -38,7 +38,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from peerlog.filelog.format import CRC_SIZE, PER_ENTRY_FIXED, RECORD_HEAD_SIZE
 from peerlog.net.tokens import Grant, TokenStore
-from peerlog.net.wire import API, RECORD_TYPE, decode_batch, encode_batch, event_to_json
+from peerlog.net.wire import (
+    API,
+    RECORD_TYPE,
+    STATUS,
+    WireError,
+    decode_batch,
+    encode_batch,
+    event_to_json,
+)
 from peerlog.sync.batch import DEFAULT_READ_BATCH, MAX_BATCH_BYTES, byte_prefix, entry_bytes
 from peerlog.sync.entry import DecodedEntry
 from peerlog.sync.errors import (
@@ -85,10 +93,12 @@ class RelayLimits:
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, kind: str, message: str, *,
+    """A refusal: its kind (and so its status, from `wire.STATUS`), message and fields."""
+
+    def __init__(self, kind: WireError, message: str, *,
                  headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(message)
-        self.status, self.kind, self.extra = status, kind, extra
+        self.status, self.kind, self.extra = STATUS[kind], kind, extra
         self.headers = headers
 
 
@@ -122,21 +132,21 @@ def _translate(exc: Exception) -> HttpError:
         return exc
     if isinstance(exc, ClientDisconnect):
         log.info("a client disconnected before its request body was complete")
-        return HttpError(400, "disconnected", "the request body was cut short")
+        return HttpError(WireError.DISCONNECTED, "the request body was cut short")
     if isinstance(exc, CursorMismatchError):
-        return HttpError(409, "cursor_mismatch", str(exc), expected=exc.expected,
+        return HttpError(WireError.CURSOR_MISMATCH, str(exc), expected=exc.expected,
                          actual=exc.actual)
     if isinstance(exc, DivergenceError):
-        return HttpError(409, "divergence", str(exc), index=exc.index)
+        return HttpError(WireError.DIVERGENCE, str(exc), index=exc.index)
     if isinstance(exc, CodecError):
-        return HttpError(400, "malformed", str(exc))
+        return HttpError(WireError.MALFORMED, str(exc))
     if isinstance(exc, BackendError | ClosedError):
         log.error("replica unavailable: %s", exc)
-        return HttpError(503, "unavailable", "the relay's database is unavailable")
+        return HttpError(WireError.UNAVAILABLE, "the relay's database is unavailable")
     if isinstance(exc, SyncError):
-        return HttpError(400, "rejected", str(exc))
+        return HttpError(WireError.REJECTED, str(exc))
     log.exception("unexpected failure", exc_info=exc)
-    return HttpError(503, "unavailable", "the relay failed to handle the request")
+    return HttpError(WireError.UNAVAILABLE, "the relay failed to handle the request")
 
 
 def _bearer(headers: Any) -> str | None:
@@ -157,10 +167,10 @@ def create_app(replica: Replica, tokens: TokenStore, *,
         token = _bearer(request.headers)
         grant = tokens.check(token)
         if grant is None or token is None:
-            raise HttpError(401, "unauthorized", "a valid bearer token is required")
+            raise HttpError(WireError.UNAUTHORIZED, "a valid bearer token is required")
         wait = rate.wait_needed(token)
         if wait > 0:
-            raise HttpError(429, "rate_limited",
+            raise HttpError(WireError.RATE_LIMITED,
                             f"more than {limits.rate:g} requests per second with this token",
                             headers={"Retry-After": str(max(1, math.ceil(wait)))})
         return grant
@@ -180,7 +190,7 @@ def create_app(replica: Replica, tokens: TokenStore, *,
         adding = sum(map(entry_bytes, entries[max(held - start, 0):]))
         quota = limits.quota_bytes
         if quota is not None and adding and await stored_bytes(peer) + adding > quota:
-            raise HttpError(507, "quota_exceeded",
+            raise HttpError(WireError.QUOTA_EXCEEDED,
                             f"origin {peer} would hold {usage[peer] + adding} bytes on this "
                             f"relay; its quota is {quota} bytes")
         return adding
@@ -189,24 +199,24 @@ def create_app(replica: Replica, tokens: TokenStore, *,
         try:
             return UUID(request.path_params["peer"])
         except ValueError:
-            raise HttpError(400, "malformed", "the origin must be a UUID") from None
+            raise HttpError(WireError.MALFORMED, "the origin must be a UUID") from None
 
     def int_param(request: Request, name: str, default: int | None = None) -> int:
         raw = request.query_params.get(name)
         if raw is None:
             if default is None:
-                raise HttpError(400, "malformed", f"query parameter {name!r} is required")
+                raise HttpError(WireError.MALFORMED, f"query parameter {name!r} is required")
             return default
         if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
-            raise HttpError(400, "malformed", f"{name} must be an integer in 0..{MAX_PARAM}, "
+            raise HttpError(WireError.MALFORMED, f"{name} must be an integer in 0..{MAX_PARAM}, "
                                               f"got {raw!r:.40}")
         try:
             value = int(raw)
         except ValueError:
-            raise HttpError(400, "malformed", f"{name} must be an integer, got {raw!r}") \
+            raise HttpError(WireError.MALFORMED, f"{name} must be an integer, got {raw!r}") \
                 from None
         if not 0 <= value <= MAX_PARAM:
-            raise HttpError(400, "malformed", f"{name} must be in 0..{MAX_PARAM}, got {raw:.40}")
+            raise HttpError(WireError.MALFORMED, f"{name} must be in 0..{MAX_PARAM}, got {raw:.40}")
         return value
 
     def endpoint(fn: Callable[[Request], Awaitable[Response]]
@@ -245,7 +255,7 @@ def create_app(replica: Replica, tokens: TokenStore, *,
     async def erased(request: Request) -> Response:
         authorize(request)
         if not isinstance(replica, HasErasures):
-            raise HttpError(404, "unsupported", "this relay's store cannot list erasures")
+            raise HttpError(WireError.UNSUPPORTED, "this relay's store cannot list erasures")
         slots = await replica.erased()
         return JSONResponse({"erased": {str(p): [[i, d.hex()] for i, d in s]
                                         for p, s in slots.items()}})
@@ -255,17 +265,17 @@ def create_app(replica: Replica, tokens: TokenStore, *,
         grant = authorize(request)
         peer = peer_of(request)
         if not grant.may_write(peer):
-            raise HttpError(403, "forbidden", f"this token may write origin {grant.origin} "
+            raise HttpError(WireError.FORBIDDEN, f"this token may write origin {grant.origin} "
                                               f"only, not {peer}")
         start = int_param(request, "start")
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body:
-            raise HttpError(413, "too_large", f"the body is limited to {max_body} bytes")
+            raise HttpError(WireError.TOO_LARGE, f"the body is limited to {max_body} bytes")
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > max_body:
-                raise HttpError(413, "too_large", f"the body is limited to {max_body} bytes")
+                raise HttpError(WireError.TOO_LARGE, f"the body is limited to {max_body} bytes")
         entries = [e for _, e in decode_batch(bytes(body), start)]
         if limits.quota_bytes is None:
             return JSONResponse({"new": await replica.apply_many(peer, start, entries)})

@@ -9,6 +9,7 @@ Cursors and watch events are JSON with string UUID keys.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 from peerlog.filelog.format import decode_record, encode_record, scan_records
@@ -18,6 +19,45 @@ from peerlog.sync.errors import CodecError
 
 RECORD_TYPE = "application/vnd.peerlog.record"
 API = "/v1"
+
+
+class WireError(StrEnum):
+    """The ``error`` field of a relay's refusal (docs/relay.md); `STATUS` gives its code."""
+
+    MALFORMED = "malformed"
+    DISCONNECTED = "disconnected"
+    REJECTED = "rejected"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    UNSUPPORTED = "unsupported"
+    CURSOR_MISMATCH = "cursor_mismatch"
+    DIVERGENCE = "divergence"
+    TOO_LARGE = "too_large"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    QUOTA_EXCEEDED = "quota_exceeded"
+
+
+STATUS: dict[WireError, int] = {
+    WireError.MALFORMED: 400, WireError.DISCONNECTED: 400, WireError.REJECTED: 400,
+    WireError.UNAUTHORIZED: 401, WireError.FORBIDDEN: 403, WireError.UNSUPPORTED: 404,
+    WireError.CURSOR_MISMATCH: 409, WireError.DIVERGENCE: 409, WireError.TOO_LARGE: 413,
+    WireError.RATE_LIMITED: 429, WireError.UNAVAILABLE: 503, WireError.QUOTA_EXCEEDED: 507,
+}
+"""The one table of error kinds and HTTP statuses, used by the relay and the client."""
+
+
+def kind_of(status: int, named: object) -> WireError | None:
+    """The kind of a refusal: the one the body names if it fits ``status``, else the
+    only kind with that status, else None."""
+    try:
+        kind = WireError(str(named))
+    except ValueError:
+        kind = None
+    if kind is not None and STATUS[kind] == status:
+        return kind
+    fitting = [k for k, code in STATUS.items() if code == status]
+    return fitting[0] if len(fitting) == 1 else None
 
 
 def encode_batch(first_index: int, entries: Sequence[DecodedEntry]) -> bytes:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from peerlog.sync.errors import CodecError
+from peerlog.sync.errors import InvalidArgumentError
 
 PUT, DELETE = 1, 2
 _HEAD = struct.Struct(">BHH")
@@ -32,7 +32,7 @@ def canonical_json(value: Any) -> bytes:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                           allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
-        raise CodecError(f"value is not JSON: {exc}") from exc
+        raise InvalidArgumentError(f"value is not JSON: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +46,17 @@ class Op:
 
 def _names(table: str, key: str) -> tuple[bytes, bytes]:
     if not isinstance(table, str) or not table:
-        raise CodecError(f"table must be a non-empty string, got {table!r}")
+        raise InvalidArgumentError(f"table must be a non-empty string, got {table!r}")
     if not isinstance(key, str):
-        raise CodecError(f"key must be a string, got {key!r}")
+        raise InvalidArgumentError(f"key must be a string, got {key!r}")
     try:
         t, k = table.encode(), key.encode()
     except UnicodeEncodeError:
-        raise CodecError(f"table and key must be valid Unicode text, got {table!r}/{key!r}"
+        raise InvalidArgumentError(f"table and key must be valid Unicode text, got "
+                                   f"{table!r}/{key!r}"
                          ) from None
     if len(t) > MAX_NAME or len(k) > MAX_NAME:
-        raise CodecError(f"table and key are limited to {MAX_NAME} UTF-8 bytes")
+        raise InvalidArgumentError(f"table and key are limited to {MAX_NAME} UTF-8 bytes")
     return t, k
 
 

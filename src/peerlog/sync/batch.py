@@ -24,7 +24,7 @@ from itertools import accumulate
 from uuid import UUID
 
 from peerlog.sync.entry import DIGEST_SIZE, DecodedEntry, Entry
-from peerlog.sync.errors import CodecError
+from peerlog.sync.errors import InvalidArgumentError
 
 DEFAULT_READ_BATCH = 10_000
 """Entries one `read_since` returns when no smaller ``limit`` is given."""
@@ -36,7 +36,7 @@ MAX_BATCH_BYTES = 8 << 20
 """The most payload bytes one batch carries: 8 MiB (at least one entry always)."""
 
 
-class EntryTooLargeError(CodecError):
+class EntryTooLargeError(InvalidArgumentError):
     """A local change whose payload is over `MAX_ENTRY_BYTES`; nothing was written."""
 
     def __init__(self, size: int, limit: int = MAX_ENTRY_BYTES) -> None:
@@ -75,18 +75,19 @@ def byte_chunks(entries: Sequence[DecodedEntry],
 
 
 def read_bound(from_index: object, limit: int | None, cap: int) -> int:
-    """How many entries a `read_since` may return; `CodecError` for a bad ``from_index``."""
+    """How many entries a `read_since` may return; `InvalidArgumentError` for a bad
+    ``from_index``."""
     if type(from_index) is not int or from_index < 0:
-        raise CodecError(f"from_index must be a non-negative int, got {from_index!r}")
+        raise InvalidArgumentError(f"from_index must be a non-negative int, got {from_index!r}")
     return cap if limit is None else max(min(limit, cap), 0)
 
 
 def check_batch_start(peer: object, start: object) -> None:
     """The arguments of `apply_many` before its entries: a UUID and an index >= 0."""
     if not isinstance(peer, UUID):
-        raise CodecError(f"peer must be a UUID, got {type(peer).__name__}")
+        raise InvalidArgumentError(f"peer must be a UUID, got {type(peer).__name__}")
     if type(start) is not int or start < 0:
-        raise CodecError(f"start index must be a non-negative int, got {start!r}")
+        raise InvalidArgumentError(f"start index must be a non-negative int, got {start!r}")
 
 
 @contextmanager

@@ -9,7 +9,9 @@ expected and what was found.  The tree, by what the caller does about it::
     ├── CursorMismatchError     re-read the cursor and continue from it
     ├── DivergenceError         two devices wrote one slot: report, never pick a side
     ├── CodecError              the input (or bytes read) is not valid: fix it
-    │   └── EntryTooLargeError      (sync.batch) a change over MAX_ENTRY_BYTES
+    │   ├── InvalidArgumentError    a bad argument (also a ValueError)
+    │   │   └── EntryTooLargeError      (sync.batch) a change over MAX_ENTRY_BYTES
+    │   └── CorruptLogError         this device's own folder log is damaged
     ├── IndexOutOfRangeError    named a slot that is not held
     ├── AccessDeniedError       the relay refused the token: fix it, do not retry
     ├── QuotaExceededError      the relay is full for this device
@@ -69,6 +71,16 @@ class DivergenceError(SyncError):
 
 class CodecError(SyncError):
     """Bytes (or values) that do not decode into a valid entry."""
+
+
+class InvalidArgumentError(CodecError, ValueError):
+    """A call's argument is wrong (a negative index, a peer that is not a UUID, a value
+    too large to record): the caller's mistake, so also a `ValueError`."""
+
+
+class CorruptLogError(CodecError):
+    """This device's own log is damaged where it would write: nothing is written until a
+    person moves the damaged file away (`peerlog doctor` says which)."""
 
 
 class IndexOutOfRangeError(SyncError):
