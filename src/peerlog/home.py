@@ -17,9 +17,10 @@ import platformdirs
 
 from peerlog.filelog.names import peer_of_folder
 from peerlog.state import StateStore
+from peerlog.sync.defaults import DATABASE_FILE, SYNC_FILE
 from peerlog.sync.errors import SyncError
 
-DATABASE = "device.sqlite"
+DATABASE = DATABASE_FILE
 
 
 class HomeError(SyncError):
@@ -62,13 +63,10 @@ def open_device(home: Path, *, create: bool = False) -> StateStore:
     return StateStore(path)
 
 
-SYNC_FILE = "sync.json"
-"""Where this device syncs: ``{"folder": path}`` or ``{"server": url, "token": token}``
-(owner-only: it may hold a token)."""
-
 
 def load_sync(home: Path) -> dict[str, str]:
-    """What `save_sync` remembered (empty when nothing was)."""
+    """What `save_sync` remembered in ``home/sync.json`` (empty when nothing was):
+    ``{"folder": path}`` or ``{"server": url, "token": token}``, mode 0600."""
     path = home / SYNC_FILE
     try:
         doc = json.loads(path.read_text())

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from peerlog import __version__
 from peerlog.cli import commands
 from peerlog.cli.errors import CliError
+from peerlog.sync import defaults
 from peerlog.sync.errors import DiskFullError, SyncError
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", metavar="TOKEN",
                    help="this device's relay token, remembered in the device home; '-' "
                         "reads it from stdin (else $PEERLOG_TOKEN)")
-    p.add_argument("--retry-cap", type=float, default=30.0, metavar="S",
+    p.add_argument("--retry-cap", type=float, default=defaults.BACKOFF_CAP, metavar="S",
                    help="with --watch: the longest wait between retries while offline "
                         "(default 30 s; waits start at 0.5 s and double, jittered)")
     p.add_argument("--ca", metavar="FILE",
@@ -109,24 +110,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", metavar="URL", required=True,
                    help="sqlite:PATH or postgresql://USER@HOST/DB")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8470)
-    p.add_argument("--tokens", metavar="FILE", default="peerlog-tokens.json",
+    p.add_argument("--port", type=int, default=defaults.RELAY_PORT)
+    p.add_argument("--tokens", metavar="FILE", default=defaults.TOKENS_FILE,
                    help="the token file (see `peerlog token`); re-read when it changes")
     p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
     p.add_argument("--tls-key", metavar="FILE", help="... and this private key")
     p.add_argument("--quota-mb", type=float, metavar="N",
                    help="payload stored per device, in MiB (default: no quota)")
-    p.add_argument("--rate", type=float, default=200.0, metavar="N",
+    p.add_argument("--rate", type=float, default=defaults.RELAY_RATE, metavar="N",
                    help="requests per second per token (default 200; bursts of 2x)")
     p.add_argument("--max-connections", type=int, metavar="N",
                    help="open connections (default: 1000, or what the descriptor limit allows)")
-    p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+    p.add_argument("--header-timeout", type=float, default=defaults.RELAY_HEADER_TIMEOUT,
+                   metavar="S",
                    help="seconds for a request's headers to arrive (default 10)")
-    p.add_argument("--body-timeout", type=float, default=60.0, metavar="S",
+    p.add_argument("--body-timeout", type=float, default=defaults.RELAY_BODY_TIMEOUT, metavar="S",
                    help="seconds for a request's body to arrive (default 60)")
     p = command("token", commands.cmd_token,
                 "issue, list or revoke relay tokens: a device's (--device) or a relay's")
-    p.add_argument("--tokens", metavar="FILE", default="peerlog-tokens.json")
+    p.add_argument("--tokens", metavar="FILE", default=defaults.TOKENS_FILE)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--device", metavar="PEER_ID", help="issue a token that may write only "
                                                           "this origin")

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from peerlog.sync.batch import byte_chunks
 from peerlog.sync.cursors import PeerCursors
+from peerlog.sync.defaults import DEFAULT_APPLY_BATCH
 from peerlog.sync.entry import Expunged
 from peerlog.sync.errors import CodecError, DivergenceError
 from peerlog.sync.faces import HasErasures, LogProcessor, LogSource
@@ -21,7 +22,7 @@ from peerlog.sync.watch import watching
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 5_000
+DEFAULT_BATCH = DEFAULT_APPLY_BATCH
 """Entries per `read_since` / `apply_many` round trip."""
 
 Progress = Callable[[UUID, int], None]

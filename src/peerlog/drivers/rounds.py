@@ -27,14 +27,13 @@ from peerlog.drivers.filelog import FileLogIngester, FileLogPublisher, OwnOplog,
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
 from peerlog.sync.backoff import Backoff
 from peerlog.sync.cursors import PeerCursors
+from peerlog.sync.defaults import SAFETY_ROUND
 from peerlog.sync.errors import AccessDeniedError, BackendError, SyncError
 from peerlog.sync.faces import HasCursors, Replica
 from peerlog.sync.watch import wait_event
 
 log = logging.getLogger(__name__)
 
-SAFETY_ROUND = 30.0
-"""Seconds after which a live loop runs a round even if no watch woke it."""
 
 
 @dataclass(slots=True)

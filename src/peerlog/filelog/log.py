@@ -16,7 +16,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from uuid import UUID
 
 from peerlog.filelog.chain import ChainReader, Ignored
@@ -25,10 +24,12 @@ from peerlog.filelog.durable import real_folder
 from peerlog.filelog.names import peer_of_folder, segment_first_index, why_ignored
 from peerlog.filelog.problems import ProblemKind
 from peerlog.filelog.writer import OwnLogWriter
+from peerlog.sync import defaults
 from peerlog.sync.batch import DEFAULT_READ_BATCH, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry, Entry
 from peerlog.sync.errors import BackendError, ClosedError
+from peerlog.sync.faces import AsyncClosing
 from peerlog.sync.watch import CursorHub, wait_event
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def _names(folder: Path) -> list[str]:
         return []
 
 
-class FileLog:
+class FileLog(AsyncClosing):
     """The file log of a shared folder ``root``, writing as ``origin``.
 
     ``root`` must exist (it is the folder a sync tool shares); the origin's own
@@ -70,7 +71,8 @@ class FileLog:
 
     def __init__(self, root: str | os.PathLike[str], origin: UUID, *,
                  read_batch: int = DEFAULT_READ_BATCH, force_polling: bool = False,
-                 poll_interval: float = 0.5, rescan_interval: float = 5.0) -> None:
+                 poll_interval: float = defaults.FOLDER_POLL_INTERVAL,
+                 rescan_interval: float = defaults.FOLDER_RESCAN_INTERVAL) -> None:
         self._root = Path(root)
         if not self._root.is_dir():
             raise BackendError(f"shared folder {self._root} does not exist or is not a folder")
@@ -326,12 +328,7 @@ class FileLog:
         self._stop_following()
         self._writer.close()
 
-    async def __aenter__(self) -> FileLog:
-        return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         return f"<FileLog {str(self._root)!r} origin={self._origin}>"

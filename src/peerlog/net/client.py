@@ -15,7 +15,6 @@ import json
 import logging
 import ssl
 from collections.abc import AsyncIterator, Sequence
-from types import TracebackType
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +25,7 @@ import websockets
 from peerlog.net.wire import (
     API,
     RECORD_TYPE,
+    WS_UNAUTHORIZED,
     WireError,
     decode_batch,
     encode_batch,
@@ -35,6 +35,7 @@ from peerlog.net.wire import (
 from peerlog.sync.backoff import Backoff
 from peerlog.sync.batch import DEFAULT_READ_BATCH, check_batch_start, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
+from peerlog.sync.defaults import MAX_RETRY_AFTER
 from peerlog.sync.entry import DIGEST_SIZE, DecodedEntry, check_entry
 from peerlog.sync.errors import (
     AccessDeniedError,
@@ -46,7 +47,7 @@ from peerlog.sync.errors import (
     QuotaExceededError,
     SyncError,
 )
-from peerlog.sync.faces import Applied
+from peerlog.sync.faces import Applied, AsyncClosing
 from peerlog.sync.watch import CursorHub
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,6 @@ log = logging.getLogger(__name__)
 
 _tls: dict[str | None, ssl.SSLContext] = {}
 
-MAX_RETRY_AFTER = 60.0
-"""The longest a `Retry-After` from the relay is honoured before giving up."""
-
-WS_UNAUTHORIZED = 4401
-"""The close code a relay's watch uses for a missing or refused token (docs/relay.md)."""
 
 
 def tls_context(ca: str | None = None) -> ssl.SSLContext:
@@ -77,7 +73,7 @@ def tls_context(ca: str | None = None) -> ssl.SSLContext:
     return context
 
 
-class RemoteReplica:
+class RemoteReplica(AsyncClosing):
     """The `Replica` a relay at ``url`` serves, reached with ``token``.
 
     ``ca`` is a PEM file of extra certificates to trust (a relay with its own
@@ -255,12 +251,7 @@ class RemoteReplica:
             await asyncio.gather(follower, return_exceptions=True)
         await self._client.aclose()
 
-    async def __aenter__(self) -> RemoteReplica:
-        return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         return f"<RemoteReplica {self._url}>"

@@ -26,6 +26,8 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from peerlog.sync import defaults
+
 log = logging.getLogger(__name__)
 
 
@@ -33,9 +35,9 @@ log = logging.getLogger(__name__)
 class ConnectionLimits:
     """Deadlines in seconds, and how many connections one relay process keeps open."""
 
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0
-    max_connections: int = 1000
+    header_timeout: float = defaults.RELAY_HEADER_TIMEOUT
+    body_timeout: float = defaults.RELAY_BODY_TIMEOUT
+    max_connections: int = defaults.RELAY_MAX_CONNECTIONS
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:

@@ -17,6 +17,7 @@ from peerlog.net.guard import ConnectionLimits, guarded_protocol
 from peerlog.net.server import RelayLimits, create_app
 from peerlog.net.tokens import TokenStore
 from peerlog.oplog.sqlite import SqliteOplog
+from peerlog.sync import defaults
 from peerlog.sync.errors import CodecError
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class ServeOptions:
     """Everything about a relay process besides its database and tokens."""
 
     host: str = "127.0.0.1"
-    port: int = 8470
+    port: int = defaults.RELAY_PORT
     limits: RelayLimits = field(default_factory=RelayLimits)
     connections: ConnectionLimits | None = None
     """None: the default deadlines, and a cap that fits the descriptor limit."""
@@ -118,7 +119,7 @@ def _config(replica: SqliteOplog | PostgresOplog, tokens: TokenStore,
     return uvicorn.Config(
         create_app(replica, tokens, limits=options.limits), host=options.host,
         port=options.port, log_level="warning", lifespan="off", ws="websockets-sansio",
-        http=guarded_protocol(connections), timeout_keep_alive=5,
+        http=guarded_protocol(connections), timeout_keep_alive=int(defaults.RELAY_KEEP_ALIVE),
         timeout_graceful_shutdown=2, ssl_certfile=options.tls_cert,
         ssl_keyfile=options.tls_key)
 

@@ -42,11 +42,13 @@ from peerlog.net.wire import (
     API,
     RECORD_TYPE,
     STATUS,
+    WS_UNAUTHORIZED,
     WireError,
     decode_batch,
     encode_batch,
     event_to_json,
 )
+from peerlog.sync import defaults
 from peerlog.sync.batch import DEFAULT_READ_BATCH, MAX_BATCH_BYTES, byte_prefix, entry_bytes
 from peerlog.sync.entry import DecodedEntry
 from peerlog.sync.errors import (
@@ -73,10 +75,6 @@ MAX_PARAM = (1 << 63) - 1
 assert MAX_BODY > MAX_BATCH_BODY
 
 
-WS_UNAUTHORIZED = 4401
-"""The close code of a watch whose token is missing or refused (the client stops retrying)."""
-
-
 @dataclass(frozen=True, slots=True)
 class RelayLimits:
     """What one relay allows each client (documented in the README's limits table).
@@ -87,8 +85,8 @@ class RelayLimits:
     """
 
     max_body: int = MAX_BODY
-    rate: float = 200.0
-    burst: int = 400
+    rate: float = defaults.RELAY_RATE
+    burst: int = int(2 * defaults.RELAY_RATE)
     quota_bytes: int | None = None
 
 

@@ -19,6 +19,8 @@ from peerlog.sync.errors import CodecError
 
 RECORD_TYPE = "application/vnd.peerlog.record"
 API = "/v1"
+WS_UNAUTHORIZED = 4401
+"""The close code of a watch whose token is missing or refused (the client stops retrying)."""
 
 
 class WireError(StrEnum):

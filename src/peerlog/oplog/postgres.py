@@ -22,7 +22,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -45,7 +44,7 @@ from peerlog.sync.errors import (
     IdentityError,
     SyncError,
 )
-from peerlog.sync.faces import Applied
+from peerlog.sync.faces import Applied, AsyncClosing
 from peerlog.sync.watch import CursorHub
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ _SCHEMA = [
 ]
 
 
-class PostgresOplog:
+class PostgresOplog(AsyncClosing):
     """A `Replica` on PostgreSQL.  ``dsn`` is a libpq connection string or URL.
 
     Opens lazily (or with `open` / ``async with``): the constructor does no
@@ -316,9 +315,6 @@ class PostgresOplog:
     async def __aenter__(self) -> PostgresOplog:
         return await self.open()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         return f"<PostgresOplog origin={self._origin} {'closed' if self._closed else 'open'}>"

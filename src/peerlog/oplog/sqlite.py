@@ -28,12 +28,12 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
 
 from peerlog.oplog.batch import BoundedFetch, Row, decode_rows, encode_entries, plan_batch
 from peerlog.oplog.hooks import ApplyHook
+from peerlog.sync import defaults
 from peerlog.sync.batch import (
     DEFAULT_READ_BATCH,
     check_batch_start,
@@ -53,7 +53,7 @@ from peerlog.sync.errors import (
     IndexOutOfRangeError,
     SyncError,
 )
-from peerlog.sync.faces import Applied
+from peerlog.sync.faces import Applied, AsyncClosing
 from peerlog.sync.hlc import Hlc
 from peerlog.sync.watch import CursorHub
 
@@ -74,7 +74,7 @@ CREATE INDEX IF NOT EXISTS peerlog_erased ON peerlog_entries(peer, idx) WHERE ts
 """
 
 
-class SqliteOplog:
+class SqliteOplog(AsyncClosing):
     """The embedded oplog: a `Replica` for every origin, plus local `append`.
 
     ``path`` is a file (created if missing) or ``":memory:"``.  ``origin`` is
@@ -92,7 +92,7 @@ class SqliteOplog:
         origin: UUID | None = None,
         *,
         read_batch: int = DEFAULT_READ_BATCH,
-        poll_interval: float = 0.1,
+        poll_interval: float = defaults.SQLITE_POLL_INTERVAL,
         hooks: Sequence[ApplyHook] = (),
         hlc: Hlc | None = None,
     ) -> None:
@@ -491,16 +491,7 @@ class SqliteOplog:
         await loop.run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=True)
 
-    async def __aenter__(self) -> SqliteOplog:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

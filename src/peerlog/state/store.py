@@ -8,7 +8,6 @@ import os
 import sqlite3
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +16,7 @@ from peerlog.state.ops import decode_op, encode_delete, encode_put
 from peerlog.state.view import LwwView
 from peerlog.sync.cursors import PeerCursors, Snapshot
 from peerlog.sync.entry import Entry
+from peerlog.sync.faces import AsyncClosing
 from peerlog.sync.watch import watching
 
 
@@ -40,7 +40,7 @@ class OriginSummary:
     last_ts: int | None
 
 
-class StateStore:
+class StateStore(AsyncClosing):
     """A last-writer-wins store of JSON values in named tables, over a `SqliteOplog`.
 
     Every `put`/`delete` is one entry in this device's log; entries from any
@@ -152,9 +152,4 @@ class StateStore:
     async def close(self) -> None:
         await self.oplog.close()
 
-    async def __aenter__(self) -> StateStore:
-        return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.close()

@@ -20,6 +20,7 @@ from peerlog.sync.errors import (
 )
 from peerlog.sync.faces import (
     Applied,
+    Closeable,
     FileLogPuller,
     FileLogReplica,
     FileLogSink,
@@ -37,6 +38,7 @@ __all__ = [
     "DIGEST_SIZE",
     "Advanced",
     "Applied",
+    "Closeable",
     "BackendError",
     "ClockSkewError",
     "ClosedError",

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import random
 
+from peerlog.sync import defaults
+
 
 class Backoff:
     """The delays of one retry loop; `reset` after a success."""
 
-    def __init__(self, first: float = 0.5, cap: float = 30.0, *,
+    def __init__(self, first: float = defaults.BACKOFF_FIRST,
+                 cap: float = defaults.BACKOFF_CAP, *,
                  rng: random.Random | None = None) -> None:
         if not 0 < first <= cap:
             raise ValueError(f"backoff needs 0 < first <= cap, got {first} and {cap}")

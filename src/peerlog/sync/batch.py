@@ -23,17 +23,13 @@ from contextlib import contextmanager
 from itertools import accumulate
 from uuid import UUID
 
+from peerlog.sync.defaults import DEFAULT_READ_BATCH, MAX_BATCH_BYTES, MAX_ENTRY_BYTES
 from peerlog.sync.entry import DIGEST_SIZE, DecodedEntry, Entry
 from peerlog.sync.errors import InvalidArgumentError
 
-DEFAULT_READ_BATCH = 10_000
-"""Entries one `read_since` returns when no smaller ``limit`` is given."""
-
-MAX_ENTRY_BYTES = 4 << 20
-"""The largest payload a device may write: 4 MiB."""
-
-MAX_BATCH_BYTES = 8 << 20
-"""The most payload bytes one batch carries: 8 MiB (at least one entry always)."""
+__all__ = ["DEFAULT_READ_BATCH", "MAX_BATCH_BYTES", "MAX_ENTRY_BYTES", "EntryTooLargeError",
+           "byte_chunks", "byte_prefix", "check_batch_start", "check_payload_size",
+           "entry_bytes", "gc_paused", "read_bound"]
 
 
 class EntryTooLargeError(InvalidArgumentError):

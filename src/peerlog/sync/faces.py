@@ -7,11 +7,39 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 from uuid import UUID
 
 from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry, Entry
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    """Something holding resources until `aclose` (or ``async with``)."""
+
+    async def aclose(self) -> None:
+        """Release everything; idempotent.  Later use raises `ClosedError`."""
+        ...
+
+
+class AsyncClosing:
+    """The lifecycle every store shares: ``close``, its alias ``aclose``, and
+    ``async with``.  Subclasses implement ``close`` only."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,11 @@ import threading
 import time
 from collections.abc import Callable
 
+from peerlog.sync.defaults import MAX_DRIFT_MS
 from peerlog.sync.errors import ClockSkewError
 
 COUNTER_BITS = 16
-MAX_DRIFT_MS = 60_000
-"""How far ahead of the local wall clock a remote timestamp may be (60 s)."""
+"""The low bits of a timestamp that count events within one millisecond."""
 
 
 def wall_ms() -> int:

@@ -1,0 +1,58 @@
+"""Every tunable default of peerlog, in one place.
+
+Sizes, times and file names that more than one module uses, or that a user
+may want to look up, live here; the modules that use them import them.  The
+byte-format constants (docs/file-format.md) stay with the format, and the
+size *policy* around these numbers is in `peerlog.sync.batch`.
+"""
+
+from __future__ import annotations
+
+# -- sizes ---------------------------------------------------------------------------
+
+DEFAULT_READ_BATCH = 10_000
+"""Entries one `read_since` returns when no smaller ``limit`` is given."""
+DEFAULT_APPLY_BATCH = 5_000
+"""Entries a driver reads per round trip before applying them."""
+MAX_ENTRY_BYTES = 4 << 20
+"""The largest payload a device may write: 4 MiB."""
+MAX_BATCH_BYTES = 8 << 20
+"""The most payload bytes one batch carries: 8 MiB (at least one entry always)."""
+
+# -- time ----------------------------------------------------------------------------
+
+SAFETY_ROUND = 30.0
+"""Seconds after which a live sync runs a round even if no watch woke it."""
+BACKOFF_FIRST = 0.5
+"""Seconds before the first retry while offline ..."""
+BACKOFF_CAP = 30.0
+"""... doubling up to this."""
+MAX_RETRY_AFTER = 60.0
+"""The longest a relay's ``Retry-After`` is honoured in total before giving up."""
+SQLITE_POLL_INTERVAL = 0.1
+"""Seconds between checks for other processes' commits while someone watches."""
+FOLDER_POLL_INTERVAL = 0.5
+"""Seconds between scans of a shared folder where file-system events fail."""
+FOLDER_RESCAN_INTERVAL = 5.0
+"""Seconds between safety rescans of a watched folder (some sync tools drop events)."""
+MAX_DRIFT_MS = 60_000
+"""A remote timestamp further ahead of the wall clock than this does not drag the clock."""
+
+# -- the relay -----------------------------------------------------------------------
+
+RELAY_PORT = 8470
+RELAY_HEADER_TIMEOUT = 10.0
+RELAY_BODY_TIMEOUT = 60.0
+RELAY_KEEP_ALIVE = 5.0
+RELAY_MAX_CONNECTIONS = 1_000
+RELAY_RATE = 200.0
+"""Requests per second per token (bursts of twice as many)."""
+
+# -- file names ----------------------------------------------------------------------
+
+DATABASE_FILE = "device.sqlite"
+"""A device's database inside its home."""
+SYNC_FILE = "sync.json"
+"""Where a device syncs (and its relay token), inside its home."""
+TOKENS_FILE = "peerlog-tokens.json"
+"""A relay's token hashes, by default in the directory `peerlog serve` runs in."""
