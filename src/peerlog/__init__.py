@@ -27,6 +27,7 @@ from peerlog.filelog import (
     OriginReport,
     Problem,
     ProblemKind,
+    SharedFolder,
     Withheld,
 )
 from peerlog.home import HomeError
@@ -90,6 +91,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MissingExtraError",
     "ProblemKind",
+    "SharedFolder",
     "BlockingDevice",
     "Device",
     "HomeError",

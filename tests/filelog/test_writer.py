@@ -18,6 +18,8 @@ from peerlog import (
     FileLogPuller,
     FileLogReplica,
     IndexOutOfRangeError,
+    LogSource,
+    SharedFolder,
 )
 from peerlog.filelog import format as fmt
 from peerlog.filelog import writer as writer_module
@@ -190,3 +192,15 @@ def test_a_damaged_own_log_is_not_written_to(open_log: Open, shared: Path) -> No
 def test_missing_shared_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="does not exist"):
         FileLog(tmp_path / "nowhere", A)
+
+
+async def test_a_shared_folder_reads_and_diagnoses_without_an_origin(open_log: Open,
+                                                                     shared: Path) -> None:
+    open_log(A).append_many(0, entries(0, 3))
+    async with SharedFolder(shared) as folder:
+        assert folder.extents() == {A: 3}
+        assert await folder.read_since(A, 1) == list(enumerate(entries(1, 2), 1))
+        assert folder.doctor().healthy
+        assert not hasattr(folder, "append_many")
+        assert isinstance(folder, LogSource)
+    assert os.listdir(shared) == [str(A)], "reading wrote nothing"

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from peerlog.cli.errors import CliError
 from peerlog.cli.render import console, emit_json, errors, table
 from peerlog.drivers import FolderSync, RelaySync, SyncReport
-from peerlog.filelog import FileLog, Withheld
+from peerlog.filelog import FileLog, SharedFolder, Withheld
 from peerlog.home import (
     HomeError,
     home_dir,
@@ -281,12 +281,9 @@ async def cmd_status(args: argparse.Namespace) -> int:
         here = await store.oplog.cursors()
         folder_extents = None
         if args.folder:
-            log = FileLog(shared_folder(args.folder), store.origin)
-            try:
-                folder_extents = await log.cursors()
-                withheld = await asyncio.to_thread(log.withheld)
-            finally:
-                await log.close()
+            async with SharedFolder(shared_folder(args.folder)) as reader:
+                folder_extents = await reader.cursors()
+                withheld = await asyncio.to_thread(reader.withheld)
         elif args.server:
             folder_extents = await _relay_cursors(args, store)
         skipped = await store.skipped_count()
@@ -346,7 +343,7 @@ def _withheld_cell(held: Withheld | None) -> str:
 
 async def cmd_doctor(args: argparse.Namespace) -> int:
     folder = shared_folder(args.folder)
-    log = FileLog(folder, UUID(int=0))
+    log = SharedFolder(folder)
     try:
         report = await asyncio.to_thread(log.doctor)
     finally:

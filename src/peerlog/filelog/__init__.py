@@ -2,8 +2,8 @@
 
 from peerlog.filelog.chain import Ignored, OriginChain, Problem
 from peerlog.filelog.doctor import FolderDiagnosis, OriginReport
-from peerlog.filelog.log import FileLog, Withheld
+from peerlog.filelog.log import FileLog, SharedFolder, Withheld
 from peerlog.filelog.problems import ProblemKind
 
 __all__ = ["FileLog", "FolderDiagnosis", "Ignored", "OriginChain", "OriginReport", "Problem",
-           "ProblemKind", "Withheld"]
+           "ProblemKind", "SharedFolder", "Withheld"]

@@ -1,4 +1,4 @@
-"""`FileLog`: one append-only log per device in a shared folder.
+"""`SharedFolder` reads every device's log in a shared folder; `FileLog` also writes one.
 
 ``root/<origin-uuid>/`` holds each origin's segments (format: docs/file-format.md).
 A `FileLog` reads every origin and writes only its own, so it is a
@@ -57,32 +57,30 @@ def _names(folder: Path) -> list[str]:
         return []
 
 
-class FileLog(AsyncClosing):
-    """The file log of a shared folder ``root``, writing as ``origin``.
+class SharedFolder(AsyncClosing):
+    """Every origin's log in a shared folder ``root``, read-only: it needs no origin.
 
-    ``root`` must exist (it is the folder a sync tool shares); the origin's own
-    folder is created on the first write.  Reads never return an entry past an
-    origin's valid extent; problems are logged once and listed by `doctor`.
-    ``force_polling`` makes `watch_cursors` poll every ``poll_interval``
-    seconds instead of using file-system events (automatic when events fail);
-    with events, a safety rescan runs every ``rescan_interval`` seconds for
-    file systems that drop events (some cloud placeholders do).
+    What `peerlog doctor` and `status` use, and the base of `FileLog`.  Reads
+    never return an entry past an origin's valid extent; problems are logged
+    once and listed by `doctor`.  ``force_polling`` makes `watch_cursors`
+    poll every ``poll_interval`` seconds instead of using file-system events
+    (automatic when events fail); with events, a safety rescan runs every
+    ``rescan_interval`` seconds for file systems that drop events (some
+    cloud placeholders do).
     """
 
-    def __init__(self, root: str | os.PathLike[str], origin: UUID, *,
+    def __init__(self, root: str | os.PathLike[str], *,
                  read_batch: int = DEFAULT_READ_BATCH, force_polling: bool = False,
                  poll_interval: float = defaults.FOLDER_POLL_INTERVAL,
                  rescan_interval: float = defaults.FOLDER_RESCAN_INTERVAL) -> None:
         self._root = Path(root)
         if not self._root.is_dir():
             raise BackendError(f"shared folder {self._root} does not exist or is not a folder")
-        self._origin = origin
         self._read_batch = read_batch
         self._force_polling = force_polling
         self._poll_interval = poll_interval
         self._rescan_interval = rescan_interval
         self._reader = ChainReader(self._root)
-        self._writer = OwnLogWriter(self._root, origin, self._reader)
         self._closed = False
         self._follower: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
@@ -90,11 +88,6 @@ class FileLog(AsyncClosing):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hub = CursorHub(self.cursors, on_first=self._start_following,
                               on_last=self._stop_following)
-
-    @property
-    def origin(self) -> UUID:
-        """The only origin this log writes."""
-        return self._origin
 
     @property
     def root(self) -> Path:
@@ -249,31 +242,6 @@ class FileLog(AsyncClosing):
         self._known = self._known.merged(current)
         self._hub.publish(moved)
 
-    # -- FileLogSink ----------------------------------------------------------
-
-    @property
-    def next_index(self) -> int:
-        """The index the next `append` must use: this origin's extent in the folder."""
-        self._check_open()
-        return self._writer.next_index
-
-    def append(self, index: int, entry: Entry) -> None:
-        """Append one entry at ``index`` (the log's next); durable on return."""
-        self.append_many(index, (entry,))
-
-    def append_many(self, start_index: int, entries: Sequence[DecodedEntry]) -> None:
-        """Append a batch from ``start_index``; durable on return, all or nothing on reopen.
-
-        Expunged markers may be appended too (an entry erased before it was
-        published).  Raises `CursorMismatchError` when ``start_index`` is not
-        the next index, `DivergenceError` when another device has written this
-        origin's log, `CodecError` for a malformed entry or a damaged own log.
-        """
-        self._check_open()
-        self._writer.append_many(start_index, entries)
-        if entries:
-            self._announce({self._origin: start_index + len(entries)})
-
     def _announce(self, moved: dict[UUID, int]) -> None:
         """Tell watchers, on their event loop: appends usually run in a worker thread
         (``asyncio.to_thread``), and the hub's events belong to the loop."""
@@ -288,11 +256,6 @@ class FileLog(AsyncClosing):
             self._hub.publish(moved)
         else:
             loop.call_soon_threadsafe(self._hub.publish, moved)
-
-    def expunge(self, index: int) -> None:
-        """Erase one of this origin's entries in place (crash-safe rewrite of its segment)."""
-        self._check_open()
-        self._writer.expunge(index)
 
     # -- diagnosis ------------------------------------------------------------
 
@@ -320,15 +283,75 @@ class FileLog(AsyncClosing):
     # -- lifecycle ------------------------------------------------------------
 
     async def close(self) -> None:
-        """Release the writer lock and end every watch. Idempotent."""
+        """End every watch. Idempotent."""
         if self._closed:
             return
         self._closed = True
         self._hub.close()
         self._stop_following()
+
+    def __repr__(self) -> str:
+        return f"<SharedFolder {str(self._root)!r}>"
+
+
+class FileLog(SharedFolder):
+    """The file log of a shared folder ``root``, writing as ``origin``.
+
+    A `FileLogPuller`, a `FileLogReplica` (a `LogSource` and a `FileLogSink`)
+    and `HasCursors`: it reads every origin and writes only its own, whose
+    folder is created on the first write.  Several processes of one device
+    may write it (each write holds the origin's lock), and another device
+    writing the same origin is refused as a divergence.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], origin: UUID, *,
+                 read_batch: int = DEFAULT_READ_BATCH, force_polling: bool = False,
+                 poll_interval: float = defaults.FOLDER_POLL_INTERVAL,
+                 rescan_interval: float = defaults.FOLDER_RESCAN_INTERVAL) -> None:
+        super().__init__(root, read_batch=read_batch, force_polling=force_polling,
+                         poll_interval=poll_interval, rescan_interval=rescan_interval)
+        self._origin = origin
+        self._writer = OwnLogWriter(self._root, origin, self._reader)
+
+    @property
+    def origin(self) -> UUID:
+        """The only origin this log writes."""
+        return self._origin
+
+    # -- FileLogSink ----------------------------------------------------------
+
+    @property
+    def next_index(self) -> int:
+        """The index the next `append` must use: this origin's extent in the folder."""
+        self._check_open()
+        return self._writer.next_index
+
+    def append(self, index: int, entry: Entry) -> None:
+        """Append one entry at ``index`` (the log's next); durable on return."""
+        self.append_many(index, (entry,))
+
+    def append_many(self, start_index: int, entries: Sequence[DecodedEntry]) -> None:
+        """Append a batch from ``start_index``; durable on return, all or nothing on reopen.
+
+        Expunged markers may be appended too (an entry erased before it was
+        published).  Raises `CursorMismatchError` when ``start_index`` is not
+        the next index, `DivergenceError` when another device has written this
+        origin's log, `CodecError` for a malformed entry or a damaged own log.
+        """
+        self._check_open()
+        self._writer.append_many(start_index, entries)
+        if entries:
+            self._announce({self._origin: start_index + len(entries)})
+
+    def expunge(self, index: int) -> None:
+        """Erase one of this origin's entries in place (crash-safe rewrite of its segment)."""
+        self._check_open()
+        self._writer.expunge(index)
+
+    async def close(self) -> None:
+        """Release the writer and end every watch. Idempotent."""
+        await super().close()
         self._writer.close()
-
-
 
     def __repr__(self) -> str:
         return f"<FileLog {str(self._root)!r} origin={self._origin}>"
