@@ -9,49 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Protocol
 from uuid import UUID
 
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
 from peerlog.sync.batch import byte_chunks
 from peerlog.sync.errors import CursorMismatchError, DivergenceError
-from peerlog.sync.faces import FileLogReplica, HasErasures, Replica
+from peerlog.sync.faces import HasErasures, OwnOplog, Replica, SharedFileLog
 from peerlog.sync.watch import watching
 
 log = logging.getLogger(__name__)
-
-
-class OwnOplog(Replica, Protocol):
-    """A replica that knows which origin is this device's."""
-
-    @property
-    def origin(self) -> UUID: ...
-
-
-class WithheldRange(Protocol):
-    """Entries of an origin a file log holds but cannot serve, from ``from_index`` on."""
-
-    @property
-    def from_index(self) -> int: ...
-
-    @property
-    def at_least(self) -> int: ...
-
-    @property
-    def kind(self) -> str: ...
-
-
-class SharedFileLog(FileLogReplica, HasErasures, Protocol):
-    """A file log that says where its own origin's log ends, what it erased, and what
-    it withholds."""
-
-    @property
-    def next_index(self) -> int: ...
-
-    def erased_slots(self, peer: UUID) -> list[tuple[int, bytes]]: ...
-
-    def withheld(self) -> Mapping[UUID, WithheldRange]: ...
 
 
 class FileLogPublisher:

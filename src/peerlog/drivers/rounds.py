@@ -23,13 +23,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from peerlog.drivers.filelog import FileLogIngester, FileLogPublisher, OwnOplog, SharedFileLog
+from peerlog.drivers.filelog import FileLogIngester, FileLogPublisher
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
 from peerlog.sync.backoff import Backoff
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.defaults import SAFETY_ROUND
 from peerlog.sync.errors import AccessDeniedError, BackendError, SyncError
-from peerlog.sync.faces import HasCursors, Replica
+from peerlog.sync.faces import HasCursors, OwnOplog, Replica, SharedFileLog
 from peerlog.sync.watch import wait_event
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ Any object with the right methods qualifies; nothing here needs subclassing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -153,3 +153,35 @@ class FileLogSink(Protocol):
 @runtime_checkable
 class FileLogReplica(LogSource, FileLogSink, Protocol):
     """A file log: multi-reader, single-writer."""
+
+
+class OwnOplog(Replica, Protocol):
+    """A replica that knows which origin is this device's."""
+
+    @property
+    def origin(self) -> UUID: ...
+
+
+class WithheldRange(Protocol):
+    """Entries of an origin a file log holds but cannot serve, from ``from_index`` on."""
+
+    @property
+    def from_index(self) -> int: ...
+
+    @property
+    def at_least(self) -> int: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+class SharedFileLog(FileLogReplica, HasErasures, Protocol):
+    """A file log that says where its own origin's log ends, what it erased, and what
+    it withholds."""
+
+    @property
+    def next_index(self) -> int: ...
+
+    def erased_slots(self, peer: UUID) -> list[tuple[int, bytes]]: ...
+
+    def withheld(self) -> Mapping[UUID, WithheldRange]: ...
