@@ -98,9 +98,7 @@ class Device:
         """Open the device (creating it if allowed) and start syncing."""
         if self._store is not None:
             return self
-        if not self._create and not (self.home / "device.sqlite").exists():
-            open_device(self.home)  # raises the "no device" HomeError
-        self._store = open_device(self.home, create=True)
+        self._store = open_device(self.home, create=self._create)
         try:
             self._sync = await self._open_sync(self._store)
         except BaseException:
@@ -149,8 +147,7 @@ class Device:
             raise
         except SyncError as exc:  # e.g. a refused token: retrying cannot fix it
             log.error("sync stopped: %s", exc)
-            if self._status is not None:
-                self._status.online, self._status.error = False, str(exc)
+            self._offline(exc)
 
     def _record(self, report: SyncReport) -> None:
         if self._status is not None:
@@ -172,9 +169,7 @@ class Device:
         if self._sync is not None:
             try:
                 self._record(await self._sync.run_once())
-            except SyncError as exc:
-                log.warning("last sync before closing failed: %s", exc)
-            except OSError as exc:
+            except (SyncError, OSError) as exc:
                 log.warning("last sync before closing failed: %s", exc)
         for closing in (self._log, self._remote, self._store):
             if closing is not None:

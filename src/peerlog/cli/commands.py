@@ -195,10 +195,7 @@ async def _sync_folder(args: argparse.Namespace, home: Path, folder: Path) -> in
 
 async def _sync_server(args: argparse.Namespace, home: Path, url: str,
                        saved: dict[str, str]) -> int:
-    try:
-        token = read_token(args.token, url, saved)
-    except HomeError as exc:
-        raise CliError(str(exc), code=2) from None
+    token = _token(args, url, saved)
     from peerlog.net import RemoteReplica
 
     async with open_device(home) as store:
@@ -325,14 +322,19 @@ async def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace, url: str, saved: dict[str, str]) -> str:
+    """The relay token (``--token``, ``$PEERLOG_TOKEN`` or remembered); exit 2 without one."""
+    try:
+        return read_token(args.token, url, saved)
+    except HomeError as exc:
+        raise CliError(str(exc), code=2) from None
+
+
 async def _relay_cursors(args: argparse.Namespace, store: StateStore) -> PeerCursors:
     """The relay's cursors, with the token remembered for it (or ``--token``)."""
     from peerlog.net import RemoteReplica
 
-    try:
-        token = read_token(args.token, args.server, load_sync(home_dir(args.home)))
-    except HomeError as exc:
-        raise CliError(str(exc), code=2) from None
+    token = _token(args, args.server, load_sync(home_dir(args.home)))
     async with RemoteReplica(args.server, token, ca=args.ca) as relay:
         return await relay.cursors()
 

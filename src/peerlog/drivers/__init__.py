@@ -2,7 +2,7 @@
 
 from peerlog.drivers.filelog import FileLogIngester, FileLogPublisher
 from peerlog.drivers.puller import Puller, pull
-from peerlog.drivers.rounds import FolderSync, RelaySync, SyncReport, WithheldEntries
+from peerlog.drivers.rounds import FolderSync, RelaySync, SyncReport
 
 __all__ = ["FileLogIngester", "FileLogPublisher", "FolderSync", "Puller", "RelaySync",
-           "SyncReport", "WithheldEntries", "pull"]
+           "SyncReport", "pull"]

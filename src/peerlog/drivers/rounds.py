@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -29,20 +29,10 @@ from peerlog.sync.backoff import Backoff
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.defaults import SAFETY_ROUND
 from peerlog.sync.errors import AccessDeniedError, BackendError, SyncError
-from peerlog.sync.faces import HasCursors, OwnOplog, Replica, SharedFileLog
+from peerlog.sync.faces import HasCursors, OwnOplog, Replica, SharedFileLog, WithheldRange
 from peerlog.sync.watch import wait_event
 
 log = logging.getLogger(__name__)
-
-
-
-@dataclass(slots=True)
-class WithheldEntries:
-    """Entries of one origin the other side holds but will not serve (damaged, forked)."""
-
-    from_index: int
-    at_least: int
-    kind: str
 
 
 @dataclass(slots=True)
@@ -55,7 +45,8 @@ class SyncReport:
     """Origins not synced any further, and why."""
     refused: list[str] = field(default_factory=list)
     """Failures of the publish half that did not stop the round."""
-    withheld: dict[UUID, WithheldEntries] = field(default_factory=dict)
+    withheld: Mapping[UUID, WithheldRange] = field(default_factory=dict)
+    """Origins whose entries the folder holds but will not serve (damaged, forked)."""
 
     @property
     def ok(self) -> bool:
@@ -89,8 +80,9 @@ class _Live:
         """Run a round now and whenever a watched side moves, until cancelled.
 
         ``on_round`` gets each completed round's report, ``on_offline`` each
-        failure to reach the other side (the next report means it is back).  Unreachable storage
-        is retried with ``backoff`` (default: 0.5 s doubling to 30 s); the
+        failure to reach the other side (the next report means it is back).
+        Unreachable storage is retried with ``backoff`` (default: 0.5 s doubling to
+        30 s); the
         first failure is logged at WARNING ("offline"), the recovery at
         WARNING too ("back"), the retries in between at DEBUG.
         """
@@ -166,9 +158,7 @@ class FolderSync(_Live):
                                             "not publishing this device's changes")
         report.ingested = await self.ingester.run_once()
         report.diverged = {p: str(e) for p, e in self.ingester.diverged.items()}
-        withheld = await asyncio.to_thread(self.file_log.withheld)
-        report.withheld = {p: WithheldEntries(w.from_index, w.at_least, w.kind)
-                           for p, w in withheld.items()}
+        report.withheld = await asyncio.to_thread(self.file_log.withheld)
         return report
 
 

@@ -46,7 +46,7 @@ class Withheld:
     origin: UUID
     from_index: int
     at_least: int
-    kind: str
+    kind: ProblemKind
     path: str
 
 

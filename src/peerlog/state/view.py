@@ -77,13 +77,15 @@ class LwwView:
                 rows: Sequence[tuple[int | None, bytes]]) -> None:
         # The state is a max over ranks, so within one batch only the
         # highest-ranked operation per key can matter: one upsert per key.
-        winners = collapse(rows, start)
         # A write whose value is not JSON (a buggy or hostile device) is kept in
         # the log but takes no part in the state: skip it, recorded, and let the
         # next-ranked operation of the batch win instead.
-        bad = [(index, why) for _, _, (_, deleted, value), index in winners
-               if not deleted and (why := json_problem(value))]
-        while bad:
+        while True:
+            winners = collapse(rows, start)
+            bad = [(index, why) for _, _, (_, deleted, value), index in winners
+                   if not deleted and (why := json_problem(value))]
+            if not bad:
+                break
             conn.executemany("INSERT OR IGNORE INTO peerlog_state_skipped(peer, idx, reason)"
                              " VALUES (?, ?, ?)", [(peer.bytes, i, why) for i, why in bad])
             log.warning("state: skipping %d operation(s) of %s that are not valid JSON "
@@ -91,9 +93,6 @@ class LwwView:
             rows = list(rows)
             for index, _ in bad:
                 rows[index - start] = (None, b"")
-            winners = collapse(rows, start)
-            bad = [(index, why) for _, _, (_, deleted, value), index in winners
-                   if not deleted and (why := json_problem(value))]
         if winners:
             raw = peer.bytes
             conn.executemany(_UPSERT, [(table, key, ts, deleted, value, raw, index)
