@@ -81,10 +81,9 @@ class _Live:
 
         ``on_round`` gets each completed round's report, ``on_offline`` each
         failure to reach the other side (the next report means it is back).
-        Unreachable storage is retried with ``backoff`` (default: 0.5 s doubling to
-        30 s); the
-        first failure is logged at WARNING ("offline"), the recovery at
-        WARNING too ("back"), the retries in between at DEBUG.
+        Unreachable storage is retried with ``backoff`` (default: 0.5 s doubling
+        to 30 s); the first failure is logged at WARNING ("offline"), the
+        recovery at WARNING too ("back"), the retries in between at DEBUG.
         """
         backoff = backoff or Backoff()
         wake = asyncio.Event()
