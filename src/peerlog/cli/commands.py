@@ -27,7 +27,7 @@ from peerlog.home import (
     shared_folder,
 )
 from peerlog.state import StateStore
-from peerlog.state.ops import encode_put
+from peerlog.state.ops import encode_put, parse_json
 from peerlog.sync.backoff import Backoff
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.errors import CodecError
@@ -48,21 +48,10 @@ async def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"{text} is out of range for a JSON number")
-    return value
-
-
 def _value(text: str) -> object:
     """A JSON value from the command line; `CliError` (exit 2) for anything else."""
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+        return parse_json(text)
     except json.JSONDecodeError as exc:
         raise CliError(f"value is not valid JSON ({exc.msg} at column {exc.colno}): "
                        f"{text[:80]!r}", code=2) from None

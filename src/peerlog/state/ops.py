@@ -26,6 +26,24 @@ _HEAD = struct.Struct(">BHH")
 MAX_NAME = 0xFFFF
 
 
+def parse_json(text: str | bytes) -> Any:
+    """A JSON value as peerlog holds it: no ``NaN``/``Infinity`` and no number outside
+    the float range (such values cannot be written back as JSON).  Raises `ValueError`
+    (`json.JSONDecodeError` among them) or `RecursionError` for anything else."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range for a JSON number")
+    return value
+
+
 def canonical_json(value: Any) -> bytes:
     """The one encoding of a JSON value: sorted keys, compact, UTF-8, no NaN."""
     try:

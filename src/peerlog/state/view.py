@@ -13,13 +13,12 @@ erasures are rare), so the view stays a pure function of the held entries.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Sequence
 from uuid import UUID
 
-from peerlog.state.ops import Op, collapse, decode_op
+from peerlog.state.ops import Op, collapse, decode_op, parse_json
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS peerlog_state(
@@ -37,7 +36,7 @@ _SCHEMA = [
 def json_problem(value: bytes) -> str:
     """Why ``value`` is not a JSON document peerlog can hold ("" when it is one)."""
     try:
-        json.loads(value.decode(), parse_constant=_no_constants)
+        parse_json(value.decode())
     except UnicodeDecodeError:
         return "value is not UTF-8"
     except RecursionError:
@@ -45,10 +44,6 @@ def json_problem(value: bytes) -> str:
     except ValueError as exc:
         return f"value is not JSON: {str(exc)[:80]}"
     return ""
-
-
-def _no_constants(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
 
 log = logging.getLogger(__name__)
 
