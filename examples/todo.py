@@ -26,8 +26,9 @@ with peerlog.connect(args.home, folder=args.folder) as device:
         for n, (_, todo) in enumerate(todos, 1):
             print(f"{n}. [{'x' if todo['done'] else ' '}] {todo['title']}")
     elif args.command == "done":
-        key, todo = todos[int(args.text) - 1]
-        device.put("todos", key, {**todo, "done": True})
+        key, _ = todos[int(args.text) - 1]
+        device.update("todos", key, {"done": True})  # a concurrent title edit is kept
     else:
-        for change in device.changes():
-            print(f"{change.key}: {change.value}")
+        for batch in device.changes():
+            for change in batch:
+                print(f"{change.key}: {change.value}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from uuid import UUID
@@ -34,6 +35,11 @@ def erased(n: int) -> Expunged:
     original = entry(n)
     ORIGINALS[original.digest] = original
     return Expunged(original.digest)
+
+
+def now_ts(offset_ms: int = 0) -> int:
+    """An HLC timestamp for the wall clock now, plus ``offset_ms``."""
+    return (time.time_ns() // 1_000_000 + offset_ms) << 16
 
 
 def random_peer() -> UUID:

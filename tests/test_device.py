@@ -68,7 +68,7 @@ def test_the_blocking_facade_works_without_asyncio(tmp_path: Path, shared: Path)
             peerlog.connect(tmp_path / "b", folder=shared) as b:
         stream = b.changes()
         a.put("todos", "1", {"title": "milk"})
-        change = next(stream)
+        [change] = next(stream)
         assert (change.table, change.key, change.value) == ("todos", "1", {"title": "milk"})
         assert b.items("todos") == [("1", {"title": "milk"})]
         stream.close()

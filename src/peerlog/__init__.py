@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from peerlog.device import BlockingDevice, Device, SyncStatus, connect, open
 from peerlog.drivers import (
+    Continued,
     FileLogIngester,
     FileLogPublisher,
     FolderSync,
@@ -32,7 +33,15 @@ from peerlog.filelog import (
 )
 from peerlog.home import HomeError
 from peerlog.oplog import ApplyHook, SqliteOplog
-from peerlog.state import Change, StateStore
+from peerlog.state import (
+    REMOVE,
+    Change,
+    HistoryItem,
+    OpKind,
+    Outcome,
+    StateStore,
+    Transaction,
+)
 from peerlog.sync import (
     DIGEST_SIZE,
     AccessDeniedError,
@@ -48,6 +57,8 @@ from peerlog.sync import (
     CursorsEvent,
     CursorStream,
     DecodedEntry,
+    Deferral,
+    DeferredError,
     DiskFullError,
     DivergenceError,
     Entry,
@@ -115,6 +126,14 @@ __all__ = [
     "PostgresOplog",
     "StateStore",
     "Change",
+    "REMOVE",
+    "HistoryItem",
+    "OpKind",
+    "Outcome",
+    "Transaction",
+    "Deferral",
+    "DeferredError",
+    "Continued",
     "pull",
     "Puller",
     "FileLogPublisher",

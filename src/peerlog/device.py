@@ -30,18 +30,20 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Coroutine, Generator
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
 
+from peerlog.drivers.fork import Continued
 from peerlog.drivers.rounds import FolderSync, RelaySync, SyncReport
 from peerlog.filelog.log import FileLog
 from peerlog.home import home_dir, load_sync, open_device, read_token, save_sync, shared_folder
-from peerlog.state.store import Change, StateStore
+from peerlog.state.store import Change, HistoryItem, StateStore, Transaction
 from peerlog.sync.errors import SyncError
+from peerlog.sync.faces import Deferral
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,11 @@ class SyncStatus:
     error: str | None = None
     """Why the last attempt failed, or why sync stopped for good."""
     rounds: int = field(default=0)
+    deferred: dict[UUID, Deferral] = field(default_factory=dict)
+    """Devices whose changes wait because their clock is ahead of this one's."""
+    continued: Continued | None = None
+    """Set once this device, found restored from a backup or copied, continued as a new
+    device id (``peer_id`` is then the new one)."""
 
 
 class Device:
@@ -155,6 +162,10 @@ class Device:
             status.online, status.error = True, None
             status.last_sync, status.last_report = datetime.now(UTC), report
             status.rounds += 1
+            status.deferred = dict(report.deferred)
+            if report.continued is not None:
+                status.continued = report.continued
+                status.peer_id = report.continued.new
 
     def _offline(self, exc: Exception) -> None:
         if self._status is not None:
@@ -205,8 +216,28 @@ class Device:
         return self._status
 
     async def put(self, table: str, key: str, value: Any) -> int:
-        """Set ``table[key]`` to a JSON value; returns the change's log index."""
+        """Set ``table[key]`` to a JSON value, replacing it whole; returns the change's log
+        index."""
         return await self.store.put(table, key, value)
+
+    async def update(self, table: str, key: str, fields: Mapping[str, Any]) -> int:
+        """Set only the given top-level fields (`peerlog.REMOVE` removes one): another
+        device's concurrent edit of other fields is kept."""
+        return await self.store.update(table, key, fields)
+
+    async def put_many(self, table: str,
+                       items: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> int:
+        """Put several keys as one change, applied all or nothing everywhere."""
+        return await self.store.put_many(table, items)
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]:
+        """``async with device.transaction() as tx:`` ``tx.put``/``tx.update``/``tx.delete``
+        become one change, applied all or nothing on every device."""
+        return self.store.transaction()
+
+    async def history(self, table: str, key: str) -> list[HistoryItem]:
+        """Every operation on ``table/key`` held here, and which won or lost."""
+        return await self.store.history(table, key)
 
     async def get(self, table: str, key: str, default: Any = KeyError) -> Any:
         """The value of ``table[key]``; ``default`` when absent (else `KeyError`)."""
@@ -227,8 +258,9 @@ class Device:
     async def tables(self) -> list[str]:
         return await self.store.tables()
 
-    def changes(self) -> AsyncIterator[Change]:
-        """Keys touched from now on, by this device or any other."""
+    def changes(self) -> AsyncIterator[list[Change]]:
+        """The keys each change touches from now on, by this device or any other: one
+        list per applied batch (500 remote puts arrive as one list, not 500 events)."""
         return self.store.changes()
 
     async def sync_now(self) -> SyncReport:
@@ -290,6 +322,22 @@ class BlockingDevice:
     def put(self, table: str, key: str, value: Any) -> int:
         return self._call(self._device.put(table, key, value))
 
+    def update(self, table: str, key: str, fields: Mapping[str, Any]) -> int:
+        return self._call(self._device.update(table, key, fields))
+
+    def put_many(self, table: str, items: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> int:
+        return self._call(self._device.put_many(table, items))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Generator[Transaction, None, None]:
+        """``with device.transaction() as tx:``: one change, all or nothing."""
+        tx = Transaction()
+        yield tx
+        self._call(self._device.store.commit(tx))
+
+    def history(self, table: str, key: str) -> list[HistoryItem]:
+        return self._call(self._device.history(table, key))
+
     def get(self, table: str, key: str, default: Any = KeyError) -> Any:
         return self._call(self._device.get(table, key, default))
 
@@ -305,9 +353,9 @@ class BlockingDevice:
     def sync_now(self) -> SyncReport:
         return self._call(self._device.sync_now())
 
-    def changes(self) -> Generator[Change, None, None]:
-        """Keys touched from now on, one at a time (blocks until the next one); ``close()``
-        it when done."""
+    def changes(self) -> Generator[list[Change], None, None]:
+        """The keys each applied batch touched, from now on (blocks until the next one);
+        ``close()`` it when done."""
         stream = self._device.changes()
         try:
             while True:

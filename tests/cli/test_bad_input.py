@@ -24,7 +24,7 @@ from peerlog import DiskFullError, Entry, FileLog, StateStore
 from peerlog.cli.main import _disk_full
 from peerlog.state.ops import PUT
 from tests.cli.conftest import Run
-from tests.helpers import peer
+from tests.helpers import now_ts, peer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,8 +90,9 @@ def test_a_value_that_is_not_json_is_kept_in_the_log_but_skipped_by_the_state(
     run(*a, "put", "todos", "1", '"call mum"')
     run(*a, "sync", "--folder", str(shared))
     hostile = FileLog(shared, peer(666))
-    hostile.append_many(0, [Entry((1 << 62), raw_put("todos", "1", bad)),
-                            Entry((1 << 62) + 1, raw_put("todos", "2", b'"fine"'))])
+    later = now_ts(1_000)  # above the first put, within the clock-skew bound
+    hostile.append_many(0, [Entry(later, raw_put("todos", "1", bad)),
+                            Entry(later + 1, raw_put("todos", "2", b'"fine"'))])
 
     code, _, err = run(*b, "sync", "--folder", str(shared))
     assert code == 0, err

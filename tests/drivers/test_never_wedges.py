@@ -217,10 +217,14 @@ async def test_a_publish_failure_does_not_stop_taking_in_other_devices(tmp_path:
     shared = tmp_path / "shared"
     shared.mkdir()
     async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "b.db") as b:
-        # Someone else wrote a's origin in the folder (a copied device): a has forked.
-        impostor = FileLog(shared, a.origin)
-        impostor.append_many(0, [Entry(5, b"not a's entry")])
-        await impostor.close()
+        await a.put("notes", "first", "published")
+        async with FileLog(shared, a.origin) as log_a:
+            await FolderSync(a.oplog, log_a).run_once()
+        # Bit rot in a's own segment: a must not write after it.
+        segment = next((shared / str(a.origin)).glob("*.plog"))
+        data = bytearray(segment.read_bytes())
+        data[-5] ^= 0xFF
+        segment.write_bytes(bytes(data))
         await a.put("notes", "mine", "a's own")
         await b.put("notes", "theirs", "from b")
         async with FileLog(shared, b.origin) as log_b:
@@ -228,7 +232,7 @@ async def test_a_publish_failure_does_not_stop_taking_in_other_devices(tmp_path:
         async with FileLog(shared, a.origin) as log_a:
             report = await FolderSync(a.oplog, log_a).run_once()
         assert not report.ok
-        assert "refusing to publish" in report.refused[0]
+        assert "damaged" in report.refused[0]
         assert report.ingested == 1
         assert await a.get("notes", "theirs") == "from b"
 

@@ -98,12 +98,27 @@ async def test_state_survives_reopen(tmp_path: Path) -> None:
         assert await store.state_hash() == digest
 
 
-async def test_changes_reports_local_and_remote_keys(store: StateStore) -> None:
+async def test_changes_reports_local_and_remote_keys_with_their_origin(
+        store: StateStore) -> None:
     stream = store.changes()
     first = asyncio.ensure_future(anext(stream))
     await asyncio.sleep(0.05)  # let the watch take its snapshot
     await store.put("t", "a", 1)
-    assert await asyncio.wait_for(first, 5) == Change("t", "a", 1, False)
-    await store.oplog.apply(peer(2), 0, Entry((1 << 62), encode_delete("t", "a")))
-    assert await asyncio.wait_for(anext(stream), 5) == Change("t", "a", None, True)
+    assert await asyncio.wait_for(first, 5) == [Change("t", "a", 1, False, store.origin)]
+    later = store.oplog.hlc.last + 1
+    await store.oplog.apply(peer(2), 0, Entry(later, encode_delete("t", "a")))
+    assert await asyncio.wait_for(anext(stream), 5) == [Change("t", "a", None, True, peer(2))]
+    await stream.aclose()
+
+
+async def test_changes_yields_one_list_per_applied_batch(store: StateStore) -> None:
+    stream = store.changes()
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.05)
+    ts = store.oplog.hlc.last
+    await store.oplog.apply_many(peer(2), 0, [Entry(ts + i, encode_put("t", f"k{i}", i))
+                                              for i in range(500)])
+    batch = await asyncio.wait_for(first, 5)
+    assert [c.key for c in batch] == [f"k{i}" for i in range(500)]
+    assert {c.origin for c in batch} == {peer(2)}
     await stream.aclose()

@@ -26,11 +26,12 @@ from peerlog.home import (
     save_sync,
     shared_folder,
 )
-from peerlog.state import StateStore
+from peerlog.state import REMOVE, HistoryItem, OpKind, Outcome, StateStore
 from peerlog.state.ops import encode_put, parse_json
 from peerlog.sync.backoff import Backoff
 from peerlog.sync.cursors import PeerCursors
-from peerlog.sync.errors import CodecError
+from peerlog.sync.errors import CodecError, duration_text
+from peerlog.sync.faces import Deferral
 
 BIG_SYNC = 10_000
 """Above this many entries to move, `sync` shows progress bars."""
@@ -69,6 +70,82 @@ async def cmd_put(args: argparse.Namespace) -> int:
         except CodecError as exc:  # too large, bad names: the input's fault
             raise CliError(str(exc), code=2) from None
     return 0
+
+
+async def cmd_update(args: argparse.Namespace) -> int:
+    """Set only some fields of TABLE/KEY: a JSON object of fields, and ``--remove F``."""
+    text = sys.stdin.read() if args.json_fields == "-" else args.json_fields
+    fields = _value(text) if text is not None else {}
+    if not isinstance(fields, dict):
+        raise CliError("update takes a JSON object of the fields to set, e.g. "
+                       "'{\"done\": true}'", code=2)
+    for name in args.remove or ():
+        if name in fields:
+            raise CliError(f"field {name!r} is both set and removed", code=2)
+        fields[name] = REMOVE
+    if not fields:
+        raise CliError("update needs fields to set (a JSON object) or --remove FIELD", code=2)
+    async with open_device(home_dir(args.home)) as store:
+        try:
+            await store.update(args.table, args.key, fields)
+        except CodecError as exc:
+            raise CliError(str(exc), code=2) from None
+    return 0
+
+
+async def cmd_history(args: argparse.Namespace) -> int:
+    """Every operation this device holds on TABLE/KEY, and which won or lost."""
+    async with open_device(home_dir(args.home)) as store:
+        items = await store.history(args.table, args.key)
+        names = await _device_names(store)
+        try:
+            current = await store.get(args.table, args.key)
+            live = True
+        except KeyError:
+            current, live = None, False
+    if args.json:
+        emit_json({"table": args.table, "key": args.key, "value": current, "exists": live,
+                   "operations": [h.to_json() for h in items]})
+        return 0
+    if not items:
+        raise CliError(f"this device holds no operation on {args.table}/{args.key}")
+    table(f"{args.table}/{args.key}: {len(items)} operation(s)",
+          ["time", "device", "kind", "value or fields", "outcome"],
+          [[h.time.astimezone().isoformat(timespec="milliseconds"),
+            names.get(h.origin) or str(h.origin)[:8], str(h.kind), _op_text(h),
+            _outcome_text(h)] for h in items])
+    console.print("now: " + (json.dumps(current, ensure_ascii=False) if live else "(absent)"),
+                  highlight=False)
+    return 0
+
+
+def _op_text(h: HistoryItem) -> str:
+    if h.kind is OpKind.PUT:
+        return json.dumps(h.value, ensure_ascii=False)
+    if h.kind is OpKind.UPDATE:
+        return ", ".join(f"{k}: removed" if v is REMOVE else
+                         f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in h.fields.items())
+    return ""
+
+
+def _outcome_text(h: HistoryItem) -> str:
+    if h.outcome is Outcome.WINS and h.kind is OpKind.UPDATE \
+            and len(h.winning_fields) < len(h.fields):
+        return "wins (" + ", ".join(h.winning_fields) + ")"
+    return {Outcome.WINS: "[green]wins[/green]", Outcome.LOST: "[red]lost[/red]",
+            Outcome.OVERWRITTEN: "overwritten"}[h.outcome]
+
+
+async def _device_names(store: StateStore) -> dict[UUID, str]:
+    out = {}
+    for key, value in await store.items(DEVICES_TABLE):
+        try:
+            peer = UUID(key)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and isinstance(value.get("name"), str):
+            out[peer] = value["name"]
+    return out
 
 
 async def cmd_get(args: argparse.Namespace) -> int:
@@ -125,6 +202,16 @@ def _say_round(report: SyncReport, where: str, *, as_json: bool, live: bool) -> 
         errors.print(f"[red]withheld[/red]: at least {held.at_least} entries of device {peer} "
                      f"from index {held.from_index} ({held.kind}); run `peerlog doctor "
                      f"--folder {where}`", highlight=False)
+    for peer, waiting in report.deferred.items():
+        errors.print(f"[yellow]waiting[/yellow]: {ahead_text(peer, waiting)}", highlight=False)
+    if report.continued is not None:
+        errors.print(f"[bold yellow]{report.continued}[/bold yellow]", highlight=False)
+
+
+def ahead_text(peer: UUID, waiting: Deferral) -> str:
+    """One line on a device whose clock is ahead of this one's."""
+    return (f"device {peer}'s clock is {duration_text(waiting.ahead_ms)} ahead of this one: its "
+            f"changes from #{waiting.index} are applied once this clock catches up")
 
 
 def _now() -> str:
@@ -273,6 +360,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
         elif args.server:
             folder_extents = await _relay_cursors(args, store)
         skipped = await store.skipped_count()
+        deferred = await store.deferred()
         place = "in_relay" if args.server and not args.folder else "in_folder"
         peers: set[UUID] = {store.origin} | set(here) | set(folder_extents or {})
         rows = []
@@ -292,7 +380,9 @@ async def cmd_status(args: argparse.Namespace) -> int:
             rows.append(row)
     if args.json:
         emit_json({"peer_id": str(store.origin), "origins": rows,
-                   "skipped_operations": skipped})
+                   "skipped_operations": skipped,
+                   "clock_ahead": {str(p): {"index": d.index, "ahead_ms": d.ahead_ms}
+                                   for p, d in deferred.items()}})
         return 0
     columns = ["origin", "", "held here"] + ([place.replace("_", " "), "lag", "withheld"]
                                              if folder_extents is not None else [])
@@ -308,6 +398,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
     if skipped:
         console.print(f"[yellow]{skipped} operation(s) skipped by the state view[/yellow] "
                       "(not valid state operations; kept in the log)", highlight=False)
+    for peer, waiting in deferred.items():
+        console.print(f"[yellow]waiting[/yellow]: {ahead_text(peer, waiting)}", highlight=False)
     return 0
 
 
@@ -344,7 +436,8 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
         emit_json({
             "folder": report.root, "healthy": report.healthy,
             "origins": [{"origin": str(o.origin), "entries": o.extent, "segments": o.segments,
-                         "problems": len(o.problems)} for o in report.origins],
+                         "problems": len(o.problems), "clock_ahead_ms": o.ahead_ms}
+                        for o in report.origins],
             "problems": [{"origin": str(p.origin) if p.origin else None, "path": p.path,
                           "kind": p.kind, "detail": p.detail,
                           "withheld_from": p.withheld_from} for p in problems],
@@ -362,8 +455,13 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
                 else str(p.withheld_from)] for p in problems])
     if report.ignored:
         table("ignored", ["path", "reason"], [[i.path, i.reason] for i in report.ignored])
+    fast = [o for o in report.origins if o.ahead_ms]
+    for o in fast:
+        console.print(f"[red]clock ahead[/red]: device {o.origin}'s newest change is stamped "
+                      f"{duration_text(o.ahead_ms)} ahead of this machine's clock; other devices "
+                      "wait for it (fix that device's clock)", highlight=False)
     console.print("[green]healthy[/green]" if report.healthy
-                  else f"[red]{len(problems)} problem(s)[/red]")
+                  else f"[red]{len(problems) + len(fast)} problem(s)[/red]")
     return 0 if report.healthy else 1
 
 

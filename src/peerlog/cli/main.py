@@ -66,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("table", type=name_arg)
     p.add_argument("key", type=name_arg)
     p.add_argument("json_value", metavar="JSON", help="the value; '-' reads it from stdin")
+    p = command("update", commands.cmd_update,
+                "set only some fields of TABLE/KEY (another device's edits of other fields "
+                "are kept)")
+    p.add_argument("table", type=name_arg)
+    p.add_argument("key", type=name_arg)
+    p.add_argument("json_fields", metavar="JSON", nargs="?",
+                   help="a JSON object of the fields to set; '-' reads it from stdin")
+    p.add_argument("--remove", metavar="FIELD", action="append",
+                   help="remove this field (repeatable)")
+    p = command("history", commands.cmd_history,
+                "every operation on TABLE/KEY held here, and which won or lost")
+    p.add_argument("table", type=name_arg)
+    p.add_argument("key", type=name_arg)
+    p.add_argument("--json", action="store_true")
     p = command("get", commands.cmd_get, "print the JSON value of TABLE/KEY")
     p.add_argument("table", type=name_arg)
     p.add_argument("key", type=name_arg)

@@ -15,8 +15,8 @@ from uuid import UUID
 from peerlog.sync.batch import byte_chunks
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.defaults import DEFAULT_APPLY_BATCH
-from peerlog.sync.entry import Expunged
-from peerlog.sync.errors import CodecError, DivergenceError
+from peerlog.sync.entry import DecodedEntry, Expunged
+from peerlog.sync.errors import CodecError, DeferredError, DivergenceError
 from peerlog.sync.faces import HasErasures, LogProcessor, LogSource
 from peerlog.sync.watch import watching
 
@@ -40,6 +40,10 @@ class Puller:
     erasures alike: a device pushes its own origin and nothing else).
     Every `apply_many` carries at most `MAX_BATCH_BYTES` of payload (or one
     entry), whatever the source returned.
+
+    A target that defers entries stamped too far in the future
+    (`DeferredError`) gets everything before them; that origin then waits,
+    kept in `deferred` for the round, and is offered again on the next one.
     """
 
     def __init__(self, source: LogSource, target: LogProcessor, *,
@@ -53,6 +57,8 @@ class Puller:
         self.only = None if only is None else frozenset(only)
         self.progress = progress
         self.diverged: dict[UUID, DivergenceError] = {}
+        self.deferred: dict[UUID, DeferredError] = {}
+        """Origins that wait for the target's clock, as of the last `catch_up`."""
         self._erased: set[tuple[UUID, int]] = set()  # erasures already carried over
 
     async def run_once(self) -> int:
@@ -64,6 +70,7 @@ class Puller:
         every erasure the source holds of entries the target already has."""
         have = await self.target.cursors()
         copied = 0
+        self.deferred = {}
         for peer, (lo, hi) in have.gaps(ahead).items():
             if not self._copies(peer):
                 continue
@@ -117,11 +124,22 @@ class Puller:
                                  f"from {index}")
             entries = [e for _, e in got]
             for a, b in byte_chunks(entries):
-                copied += await self.target.apply_many(peer, index + a, entries[a:b])
+                try:
+                    copied += await self.target.apply_many(peer, index + a, entries[a:b])
+                except DeferredError as exc:
+                    return copied + await self._defer(peer, index + a, entries[a:b], exc)
             index = got[-1][0] + 1
             if self.progress is not None:
                 self.progress(peer, len(got))
         return copied
+
+    async def _defer(self, peer: UUID, start: int, batch: list[DecodedEntry],
+                     exc: DeferredError) -> int:
+        """Apply what comes before a deferred entry; the origin waits from there."""
+        self.deferred[peer] = exc
+        log.warning("%s", exc)
+        head = batch[:max(exc.index - start, 0)]
+        return await self.target.apply_many(peer, start, head) if head else 0
 
     async def run(self) -> None:
         """Follow the source's cursor watch and copy every gap as it appears.

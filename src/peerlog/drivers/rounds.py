@@ -24,12 +24,20 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from peerlog.drivers.filelog import FileLogIngester, FileLogPublisher
+from peerlog.drivers.fork import Continued, continue_as_new
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
 from peerlog.sync.backoff import Backoff
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.defaults import SAFETY_ROUND
-from peerlog.sync.errors import AccessDeniedError, BackendError, SyncError
-from peerlog.sync.faces import HasCursors, OwnOplog, Replica, SharedFileLog, WithheldRange
+from peerlog.sync.errors import AccessDeniedError, BackendError, DivergenceError, SyncError
+from peerlog.sync.faces import (
+    Deferral,
+    HasCursors,
+    OwnOplog,
+    Replica,
+    SharedFileLog,
+    WithheldRange,
+)
 from peerlog.sync.watch import wait_event
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,11 @@ class SyncReport:
     """Failures of the publish half that did not stop the round."""
     withheld: Mapping[UUID, WithheldRange] = field(default_factory=dict)
     """Origins whose entries the folder holds but will not serve (damaged, forked)."""
+    deferred: dict[UUID, Deferral] = field(default_factory=dict)
+    """Origins whose next entry is stamped too far ahead of this device's clock: they
+    wait (the rest syncs) until the clock catches up."""
+    continued: Continued | None = None
+    """Set when this device found its own origin forked and continued as a new one."""
 
     @property
     def ok(self) -> bool:
@@ -59,6 +72,11 @@ class SyncReport:
             "refused": list(self.refused),
             "withheld": {str(p): {"from_index": w.from_index, "at_least": w.at_least,
                                   "kind": w.kind} for p, w in self.withheld.items()},
+            "deferred": {str(p): {"index": d.index, "ahead_ms": d.ahead_ms}
+                         for p, d in self.deferred.items()},
+            "continued": None if self.continued is None else {
+                "old": str(self.continued.old), "new": str(self.continued.new),
+                "carried": self.continued.carried},
         }
 
 
@@ -146,19 +164,41 @@ class FolderSync(_Live):
                  batch: int = DEFAULT_BATCH, progress: Progress | None = None) -> None:
         self.oplog = oplog
         self.file_log = file_log
-        self.publisher = FileLogPublisher(oplog, file_log, batch=batch)
-        self.ingester = FileLogIngester(file_log, oplog, batch=batch, progress=progress)
+        self._batch, self._progress = batch, progress
+        self._drivers()
         self._watched = (oplog, file_log)
         self._where = f"the shared folder {getattr(file_log, 'root', file_log)}"
 
+    def _drivers(self) -> None:
+        self.publisher = FileLogPublisher(self.oplog, self.file_log, batch=self._batch)
+        self.ingester = FileLogIngester(self.file_log, self.oplog, batch=self._batch,
+                                        progress=self._progress)
+
     async def run_once(self) -> SyncReport:
         report = SyncReport()
-        report.published = await _refusable(self.publisher.run_once(), report,
+        report.published = await _refusable(self._publish(report), report,
                                             "not publishing this device's changes")
         report.ingested = await self.ingester.run_once()
         report.diverged = {p: str(e) for p, e in self.ingester.diverged.items()}
+        report.deferred = _deferrals(self.ingester.puller)
         report.withheld = await asyncio.to_thread(self.file_log.withheld)
         return report
+
+    async def _publish(self, report: SyncReport) -> int:
+        try:
+            return await self.publisher.run_once()
+        except DivergenceError as exc:
+            if exc.peer != self.oplog.origin:
+                raise
+        # This device's own log forked (a restored backup, a copied home): continue.
+        report.continued = await continue_as_new(self.oplog, self.file_log)
+        await asyncio.to_thread(self.file_log.continue_as, report.continued.new)
+        self._drivers()
+        return await self.publisher.run_once()
+
+
+def _deferrals(puller: Puller) -> dict[UUID, Deferral]:
+    return {p: Deferral(e.index, e.ts, e.ahead_ms) for p, e in puller.deferred.items()}
 
 
 async def _refusable(half: Awaitable[int], report: SyncReport, what: str) -> int:
@@ -186,19 +226,38 @@ class RelaySync(_Live):
                  progress: Progress | None = None) -> None:
         self.oplog = oplog
         self.remote = remote
-        self.push = Puller(oplog, remote, batch=batch, only=(oplog.origin,))
-        self.pull = Puller(remote, oplog, batch=batch, skip=(oplog.origin,), progress=progress)
+        self._batch, self._progress = batch, progress
+        self._drivers()
         self._watched = (oplog, remote)
         self._where = f"the relay {getattr(remote, 'url', remote)}"
 
+    def _drivers(self) -> None:
+        origin = self.oplog.origin
+        self.push = Puller(self.oplog, self.remote, batch=self._batch, only=(origin,))
+        self.pull = Puller(self.remote, self.oplog, batch=self._batch, skip=(origin,),
+                           progress=self._progress)
+
     async def run_once(self) -> SyncReport:
         report = SyncReport()
-        report.published = await _refusable(self._push(), report,
+        report.published = await _refusable(self._publish(report), report,
                                             "the relay refused this device's changes")
         report.ingested = await self.pull.run_once()
         report.diverged = {p: str(e) for p, e in
                            {**self.push.diverged, **self.pull.diverged}.items()}
+        report.deferred = _deferrals(self.pull)
         return report
+
+    async def _publish(self, report: SyncReport) -> int:
+        pushed = await self._push()
+        if self.oplog.origin not in self.push.diverged:
+            return pushed
+        # This device's own log forked on the relay (a restored backup, a copied home).
+        report.continued = await continue_as_new(self.oplog, self.remote)
+        claim = getattr(self.remote, "continue_origin", None)
+        if claim is not None:  # a device token must be allowed to write the new origin
+            await claim(report.continued.old, report.continued.new)
+        self._drivers()
+        return pushed + await self._push()
 
     async def _push(self) -> int:
         origin = self.oplog.origin

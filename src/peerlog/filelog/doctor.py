@@ -16,6 +16,9 @@ class OriginReport:
     extent: int
     segments: int
     problems: tuple[Problem, ...]
+    ahead_ms: int = 0
+    """How far its newest entry is stamped ahead of this machine's clock, when that is
+    more than the clock-skew bound (other devices wait for such entries); else 0."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +31,9 @@ class FolderDiagnosis:
 
     @property
     def healthy(self) -> bool:
-        """True when nothing is withheld anywhere (ignored files are fine)."""
-        return all(not o.problems for o in self.origins)
+        """True when nothing is withheld anywhere and no device's clock is too far ahead
+        (ignored files are fine)."""
+        return all(not o.problems and not o.ahead_ms for o in self.origins)
 
     def all_problems(self) -> list[Problem]:
         """Every origin's problems, in origin order."""

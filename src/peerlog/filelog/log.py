@@ -30,6 +30,7 @@ from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry, Entry
 from peerlog.sync.errors import BackendError, ClosedError
 from peerlog.sync.faces import AsyncClosing
+from peerlog.sync.hlc import ts_millis, wall_ms
 from peerlog.sync.watch import CursorHub, wait_event
 
 log = logging.getLogger(__name__)
@@ -277,8 +278,15 @@ class SharedFolder(AsyncClosing):
             chain = self._reader.chain(peer)
             ignored.extend(chain.ignored)
             origins.append(OriginReport(peer, chain.extent, len(chain.segments),
-                                        tuple(chain.problems)))
+                                        tuple(chain.problems), self._ahead(peer, chain.extent)))
         return FolderDiagnosis(str(self._root), tuple(origins), tuple(ignored))
+
+    def _ahead(self, peer: UUID, extent: int) -> int:
+        last = self.read_entries(peer, extent - 1, 1) if extent else []
+        if not last or type(last[0][1]) is not Entry:
+            return 0
+        ahead = ts_millis(last[0][1].ts) - wall_ms()
+        return ahead if ahead > defaults.MAX_SKEW_MS else 0
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -347,6 +355,14 @@ class FileLog(SharedFolder):
         """Erase one of this origin's entries in place (crash-safe rewrite of its segment)."""
         self._check_open()
         self._writer.expunge(index)
+
+    def continue_as(self, origin: UUID) -> None:
+        """Write as ``origin`` from now on: the device continues as a new origin (its old
+        one forked); the old origin's log is then read like any other device's."""
+        self._check_open()
+        old, self._writer = self._writer, OwnLogWriter(self._root, origin, self._reader)
+        self._origin = origin
+        old.close()
 
     async def close(self) -> None:
         """Release the writer and end every watch. Idempotent."""

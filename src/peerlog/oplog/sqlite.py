@@ -7,6 +7,8 @@ Schema (version 1)::
                   next_index INTEGER)                        -- the cursor, O(origins) to read
     peerlog_entries(peer INTEGER, idx INTEGER, ts INTEGER, body BLOB,
                     PRIMARY KEY (peer, idx)) WITHOUT ROWID
+    peerlog_deferred(peer BLOB PRIMARY KEY, idx, ts, ahead_ms)  -- entries waiting
+                                                             -- for the clock (0.2)
 
 An entry is stored as ``(ts, payload)``; an expunged marker as ``(NULL, digest)``.
 The clustered ``(peer, idx)`` key makes ``read_since`` one range scan and a
@@ -48,13 +50,15 @@ from peerlog.sync.errors import (
     ClockSkewError,
     ClosedError,
     CodecError,
+    DeferredError,
     DiskFullError,
     IdentityError,
     IndexOutOfRangeError,
+    InvalidArgumentError,
     SyncError,
 )
-from peerlog.sync.faces import Applied, AsyncClosing
-from peerlog.sync.hlc import Hlc
+from peerlog.sync.faces import Applied, AsyncClosing, Deferral
+from peerlog.sync.hlc import COUNTER_BITS, Hlc, ts_millis
 from peerlog.sync.watch import CursorHub
 
 log = logging.getLogger(__name__)
@@ -71,6 +75,9 @@ CREATE TABLE IF NOT EXISTS peerlog_entries(
     peer INTEGER NOT NULL, idx INTEGER NOT NULL, ts INTEGER, body BLOB NOT NULL,
     PRIMARY KEY (peer, idx)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS peerlog_erased ON peerlog_entries(peer, idx) WHERE ts IS NULL;
+CREATE TABLE IF NOT EXISTS peerlog_deferred(
+    peer BLOB PRIMARY KEY, idx INTEGER NOT NULL, ts INTEGER NOT NULL,
+    ahead_ms INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -80,6 +87,10 @@ class SqliteOplog(AsyncClosing):
     ``path`` is a file (created if missing) or ``":memory:"``.  ``origin`` is
     this device's peer id: created and persisted on first open when ``None``;
     opening an existing database with another origin raises `IdentityError`.
+
+    With ``max_skew_ms`` set (a device's state does), `apply_many` refuses
+    with `DeferredError` a batch holding an entry stamped further ahead of
+    ``hlc``'s wall clock than that, and remembers the deferral (`deferred`).
 
     Failure modes: every sqlite3 failure (a locked, corrupt or foreign file) is
     a `BackendError` with the cause; use after `close` is `ClosedError`.
@@ -95,8 +106,10 @@ class SqliteOplog(AsyncClosing):
         poll_interval: float = defaults.SQLITE_POLL_INTERVAL,
         hooks: Sequence[ApplyHook] = (),
         hlc: Hlc | None = None,
+        max_skew_ms: int | None = None,
     ) -> None:
         self._path = os.fspath(path)
+        self._max_skew_ms = max_skew_ms
         self._read_batch = read_batch
         self._poll_interval = poll_interval
         self._hooks = tuple(hooks)
@@ -253,7 +266,8 @@ class SqliteOplog(AsyncClosing):
         return PeerCursors({UUID(bytes=bytes(p)): int(n) for p, n in rows})
 
     def _save_clock(self) -> None:
-        self._conn.execute("UPDATE peerlog_meta SET value = ? WHERE key = 'hlc'", (self._hlc.last,))
+        self._conn.execute("UPDATE peerlog_meta SET value = max(value, ?) WHERE key = 'hlc'",
+                           (self._hlc.last,))
 
     # -- the write side -------------------------------------------------------
 
@@ -299,18 +313,28 @@ class SqliteOplog(AsyncClosing):
                     [(digest, pid, index) for index, digest in plan.erase])
                 for hook in self._hooks:
                     hook.erased(conn, peer, [index for index, _ in plan.erase])
+            if plan.tail and self._max_skew_ms is not None:
+                self._defer_future(peer, plan.tail_start, plan.tail)
             if plan.tail:
                 conn.executemany(
                     "INSERT INTO peerlog_entries(peer, idx, ts, body) VALUES (?, ?, ?, ?)",
                     [(pid, i, ts, body) for i, (ts, body) in enumerate(plan.tail,
                                                                         plan.tail_start)],
                 )
+                conn.execute("DELETE FROM peerlog_deferred WHERE peer = ? AND idx < ?",
+                             (peer.bytes, plan.tail_start + len(plan.tail)))
                 conn.execute("UPDATE peerlog_peers SET next_index = ? WHERE id = ?",
                              (plan.tail_start + len(plan.tail), pid))
                 for hook in self._hooks:
                     hook.applied(conn, peer, plan.tail_start, plan.tail)
                 self._observe(plan.tail, peer)
             conn.execute("COMMIT")
+        except DeferredError as exc:
+            _rollback(conn)
+            self._pids.pop(peer, None)
+            conn.execute("INSERT OR REPLACE INTO peerlog_deferred(peer, idx, ts, ahead_ms)"
+                         " VALUES (?, ?, ?, ?)", (peer.bytes, exc.index, exc.ts, exc.ahead_ms))
+            raise
         except BaseException:
             _rollback(conn)
             # The peer row may have been created by this very transaction.
@@ -319,6 +343,28 @@ class SqliteOplog(AsyncClosing):
         if plan.tail:
             self._announce(loop, {peer: plan.tail_start + len(plan.tail)})
         return plan.new
+
+    def _defer_future(self, peer: UUID, start: int, rows: list[Row]) -> None:
+        """Raise `DeferredError` at the first entry stamped beyond ``max_skew_ms``."""
+        assert self._max_skew_ms is not None
+        wall = self._hlc.wall()
+        limit = (wall + self._max_skew_ms + 1) << COUNTER_BITS
+        if max((ts for ts, _ in rows if ts is not None), default=0) < limit:
+            return
+        for index, (ts, _) in enumerate(rows, start):
+            if ts is not None and ts >= limit:
+                raise DeferredError(peer, index, ts, ts_millis(ts) - wall)
+
+    async def deferred(self) -> dict[UUID, Deferral]:
+        """Origins whose next entry waits for this device's clock (see `DeferredError`)."""
+        def work(_loop: asyncio.AbstractEventLoop) -> dict[UUID, Deferral]:
+            wall = self._hlc.wall()
+            return {UUID(bytes=bytes(p)): Deferral(int(i), int(ts), ts_millis(int(ts)) - wall)
+                    for p, i, ts in self._conn.execute(
+                        "SELECT d.peer, d.idx, d.ts FROM peerlog_deferred d"
+                        " LEFT JOIN peerlog_peers p ON p.peer = d.peer"
+                        " WHERE d.idx >= coalesce(p.next_index, 0)")}
+        return await self._run(work)
 
     def _observe(self, rows: list[Row], peer: UUID) -> None:
         """Advance the clock past remote timestamps (within the drift bound) and save it."""
@@ -353,6 +399,10 @@ class SqliteOplog(AsyncClosing):
         try:
             pid = self._pid(self._origin, create=True)
             assert pid is not None
+            # Another process of this device may have stamped or applied later
+            # entries: never stamp below what it saved (causal order).
+            self._hlc.catch_up(int(conn.execute(
+                "SELECT value FROM peerlog_meta WHERE key = 'hlc'").fetchone()[0]))
             start = self._next_index(pid)
             out = [(start + n, Entry(self._hlc.now(), p)) for n, p in enumerate(payloads)]
             rows: list[tuple[int | None, bytes]] = [(e.ts, e.payload) for _, e in out]
@@ -371,6 +421,63 @@ class SqliteOplog(AsyncClosing):
             raise
         self._announce(loop, {self._origin: end})
         return out
+
+    async def continue_as_new_origin(self, fork_index: int) -> tuple[UUID, int]:
+        """Become a new origin, carrying this origin's entries from ``fork_index`` on.
+
+        For a device whose own origin has forked in the folder or on a relay
+        (restored from a backup and then changed, or a copied home): the
+        entries it holds from ``fork_index`` on were never published and
+        disagree with the published ones.  In one transaction they are removed
+        from the old origin (whose published history then arrives like any
+        other device's), and appended again, in order and freshly stamped, as
+        the first entries of a new origin, which this oplog writes from now on.
+        Erased entries are not carried.  Returns ``(new origin, entries carried)``.
+        """
+        if fork_index < 0:
+            raise InvalidArgumentError(f"fork index must be >= 0, got {fork_index}")
+        return await self._run(self._fork_sync, fork_index)
+
+    def _fork_sync(self, loop: asyncio.AbstractEventLoop, fork: int) -> tuple[UUID, int]:
+        conn = self._conn
+        old = self._origin
+        new = uuid.uuid4()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            pid = self._pid(old, create=True)
+            assert pid is not None
+            rows = conn.execute("SELECT idx, ts, body FROM peerlog_entries WHERE peer = ?"
+                                " AND idx >= ? ORDER BY idx", (pid, fork)).fetchall()
+            conn.execute("DELETE FROM peerlog_entries WHERE peer = ? AND idx >= ?", (pid, fork))
+            conn.execute("UPDATE peerlog_peers SET next_index = min(next_index, ?) WHERE id = ?",
+                         (fork, pid))
+            for hook in self._hooks:
+                hook.erased(conn, old, [int(i) for i, _, _ in rows])
+            conn.executemany("INSERT OR REPLACE INTO peerlog_meta(key, value) VALUES (?, ?)",
+                             [("origin", new.bytes), ("forked_from", old.bytes)])
+            self._origin = new
+            new_pid = self._pid(new, create=True)
+            carried = [(n, Entry(self._hlc.now(), bytes(body)))
+                       for n, body in enumerate(body for _, ts, body in rows if ts is not None)]
+            conn.executemany(
+                "INSERT INTO peerlog_entries(peer, idx, ts, body) VALUES (?, ?, ?, ?)",
+                [(new_pid, i, e.ts, e.payload) for i, e in carried])
+            conn.execute("UPDATE peerlog_peers SET next_index = ? WHERE id = ?",
+                         (len(carried), new_pid))
+            for hook in self._hooks:
+                hook.applied(conn, new, 0, [(e.ts, e.payload) for _, e in carried])
+            self._save_clock()
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            self._origin = old
+            self._pids.pop(new, None)
+            raise
+        self._known[old] = min(self._known.get(old, 0), fork)
+        self._announce(loop, {new: len(carried)})
+        log.warning("origin %s forked at index %d: continuing as origin %s with %d entries "
+                    "carried over", old, fork, new, len(carried))
+        return new, len(carried)
 
     # -- the read side --------------------------------------------------------
 

@@ -1,29 +1,66 @@
-"""State operations as log payloads.
+"""State operations as log payloads (the layout is docs/file-format.md §7).
 
-Byte layout of a payload (big-endian)::
+Byte layout of a payload (big-endian); the first byte is the operation::
 
-    u8  op          1 = put, 2 = delete
-    u16 table length, u16 key length
-    table (UTF-8), key (UTF-8)
-    value           put only: canonical JSON (UTF-8, sorted keys, no spaces)
+    1 put      u8 op, u16 table length, u16 key length, table, key, value
+    2 delete   u8 op, u16 table length, u16 key length, table, key
+    3 update   u8 op, u16 table length, u16 key length, table, key,
+               then per field: u16 name length, name, u32 value length, value
+               (value length 0: the field is removed)
+    4 batch    u8 op, then per operation: u32 length, a put, delete or update
 
-The value bytes are encoded once, by the writing device, and compared as
-bytes everywhere, so every device breaks ties identically.
+Names are UTF-8; values are canonical JSON (sorted keys, no spaces).  The
+value bytes are encoded once, by the writing device, and compared as bytes
+everywhere, so every device breaks ties identically.  Operations 1 and 2 are
+the whole of format 1 (peerlog 0.1); 3 and 4 were added in format 2 (0.2).
+A payload that is none of these is not a state operation and is ignored.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from peerlog.sync.errors import InvalidArgumentError
 
-PUT, DELETE = 1, 2
+PUT, DELETE, UPDATE, BATCH = 1, 2, 3, 4
 _HEAD = struct.Struct(">BHH")
+_FIELD = struct.Struct(">H")
+_VALUE = struct.Struct(">I")
 MAX_NAME = 0xFFFF
+
+
+class OpKind(enum.StrEnum):
+    """What an operation does to its key."""
+
+    PUT = "put"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class _Remove:
+    """The marker that removes a field in `update` (``peerlog.REMOVE``)."""
+
+    _instance: _Remove | None = None
+
+    def __new__(cls) -> _Remove:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "peerlog.REMOVE"
+
+    def __reduce__(self) -> str:
+        return "REMOVE"
+
+
+REMOVE: Final = _Remove()
+"""Give a field this value in an update to remove the field."""
 
 
 def parse_json(text: str | bytes) -> Any:
@@ -55,14 +92,20 @@ def canonical_json(value: Any) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Op:
-    """A decoded state operation; ``value`` is canonical JSON bytes, or None for a delete."""
+    """A decoded state operation.
 
+    ``value`` is the put's canonical JSON bytes (None otherwise); ``fields`` the
+    update's ``(name, value bytes or None for a removal)`` pairs (empty otherwise).
+    """
+
+    kind: OpKind
     table: str
     key: str
-    value: bytes | None
+    value: bytes | None = None
+    fields: tuple[tuple[str, bytes | None], ...] = ()
 
 
-def _names(table: str, key: str) -> tuple[bytes, bytes]:
+def _names(table: str, key: str) -> bytes:
     if not isinstance(table, str) or not table:
         raise InvalidArgumentError(f"table must be a non-empty string, got {table!r}")
     if not isinstance(key, str):
@@ -71,57 +114,175 @@ def _names(table: str, key: str) -> tuple[bytes, bytes]:
         t, k = table.encode(), key.encode()
     except UnicodeEncodeError:
         raise InvalidArgumentError(f"table and key must be valid Unicode text, got "
-                                   f"{table!r}/{key!r}"
-                         ) from None
+                                   f"{table!r}/{key!r}") from None
     if len(t) > MAX_NAME or len(k) > MAX_NAME:
         raise InvalidArgumentError(f"table and key are limited to {MAX_NAME} UTF-8 bytes")
-    return t, k
+    return struct.pack(">HH", len(t), len(k)) + t + k
 
 
 def encode_put(table: str, key: str, value: Any) -> bytes:
-    t, k = _names(table, key)
-    return _HEAD.pack(PUT, len(t), len(k)) + t + k + canonical_json(value)
+    return bytes((PUT,)) + _names(table, key) + canonical_json(value)
 
 
 def encode_delete(table: str, key: str) -> bytes:
-    t, k = _names(table, key)
-    return _HEAD.pack(DELETE, len(t), len(k)) + t + k
+    return bytes((DELETE,)) + _names(table, key)
 
 
-def decode_op(payload: bytes) -> Op | None:
-    """The operation in a payload, or None when the payload is not a state operation."""
+def encode_update(table: str, key: str, fields: Mapping[str, Any]) -> bytes:
+    """Set (or, with `REMOVE`, remove) only the given top-level fields of an object."""
+    if not isinstance(fields, Mapping) or not fields:
+        raise InvalidArgumentError("an update needs a non-empty mapping of fields")
+    out = [bytes((UPDATE,)), _names(table, key)]
+    for name in sorted(fields):
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"field names must be strings, got {name!r}")
+        try:
+            raw = name.encode()
+        except UnicodeEncodeError:
+            raise InvalidArgumentError(f"field name {name!r} is not valid Unicode") from None
+        if len(raw) > MAX_NAME:
+            raise InvalidArgumentError(f"field names are limited to {MAX_NAME} UTF-8 bytes")
+        value = fields[name]
+        body = b"" if value is REMOVE else canonical_json(value)
+        out += [_FIELD.pack(len(raw)), raw, _VALUE.pack(len(body)), body]
+    return b"".join(out)
+
+
+def encode_batch(payloads: Sequence[bytes]) -> bytes:
+    """Several puts, updates and deletes as one entry: applied all or nothing."""
+    if not payloads:
+        raise InvalidArgumentError("a batch needs at least one operation")
+    out = [bytes((BATCH,))]
+    for payload in payloads:
+        if not payload or payload[0] not in (PUT, DELETE, UPDATE):
+            raise InvalidArgumentError("a batch holds puts, updates and deletes only")
+        out += [_VALUE.pack(len(payload)), payload]
+    return b"".join(out)
+
+
+def _split_batch(payload: bytes) -> list[bytes] | None:
+    parts, at, end = [], 1, len(payload)
+    while at < end:
+        if at + 4 > end:
+            return None
+        (size,) = _VALUE.unpack_from(payload, at)
+        at += 4
+        if at + size > end or size == 0 or payload[at] not in (PUT, DELETE, UPDATE):
+            return None
+        parts.append(payload[at:at + size])
+        at += size
+    return parts or None
+
+
+def _split_fields(payload: bytes, at: int) -> list[tuple[bytes, bytes | None]] | None:
+    """An update's ``(name bytes, value bytes or None)`` from offset ``at``; None if malformed."""
+    fields, end = [], len(payload)
+    while at < end:
+        if at + 2 > end:
+            return None
+        (size,) = _FIELD.unpack_from(payload, at)
+        name = payload[at + 2:at + 2 + size]
+        at += 2 + size
+        if at + 4 > end:
+            return None
+        (vsize,) = _VALUE.unpack_from(payload, at)
+        at += 4
+        if at + vsize > end:
+            return None
+        fields.append((name, payload[at:at + vsize] if vsize else None))
+        at += vsize
+    return fields or None
+
+
+def _decode_one(payload: bytes) -> Op | None:
     if len(payload) < _HEAD.size:
         return None
     op, tlen, klen = _HEAD.unpack_from(payload)
     end = _HEAD.size + tlen + klen
-    if op not in (PUT, DELETE) or len(payload) < end or (op == DELETE and len(payload) != end):
+    if op not in (PUT, DELETE, UPDATE) or len(payload) < end \
+            or (op == DELETE and len(payload) != end):
         return None
     try:
         table = payload[_HEAD.size:_HEAD.size + tlen].decode()
         key = payload[_HEAD.size + tlen:end].decode()
+        if op == PUT:
+            return Op(OpKind.PUT, table, key, payload[end:])
+        if op == DELETE:
+            return Op(OpKind.DELETE, table, key)
+        fields = _split_fields(payload, end)
+        if fields is None:
+            return None
+        return Op(OpKind.UPDATE, table, key,
+                  fields=tuple((name.decode(), value) for name, value in fields))
     except UnicodeDecodeError:
         return None
-    return Op(table, key, payload[end:] if op == PUT else None)
+
+
+def decode_ops(payload: bytes) -> list[Op]:
+    """The operations in a payload (one, or a batch's); empty when it is not state."""
+    if payload[:1] == bytes((BATCH,)):
+        parts = _split_batch(payload)
+        ops = [_decode_one(p) for p in parts] if parts is not None else [None]
+        return [] if None in ops else [op for op in ops if op is not None]
+    op = _decode_one(payload)
+    return [] if op is None else [op]
+
+
+def key_prefix(table: str, key: str) -> bytes:
+    """Bytes 1.. of every put/delete/update payload on ``table/key`` (for searching)."""
+    return _names(table, key)
 
 
 Rank = tuple[int, int, bytes]
-"""``(ts, deleted, value bytes)``: the greater rank wins a key."""
+"""``(ts, deleted, value bytes)``: the greater rank wins a key or a field."""
+
+Names = bytes
+"""A key as raw bytes: ``u16 table length, u16 key length, table, key``."""
 
 
-def collapse(rows: Sequence[tuple[int | None, bytes]], start: int
-             ) -> list[tuple[str, str, Rank, int]]:
-    """The winning operation per key among log slots ``start, start+1, …``.
+@dataclass(slots=True)
+class Collapsed:
+    """The operations of a run of log slots that can matter, at most one per register.
 
-    Returns ``(table, key, rank, index)`` for each key touched.  Slots that
-    are markers (``ts`` None) or not state operations are skipped.  This is
-    the hot path of applying a batch: names are grouped as raw bytes and only
-    the winners' are decoded.
+    ``whole`` holds the highest put or delete per key, ``fields`` the highest
+    update of each field per key: ``(rank, index)``.
+    """
+
+    whole: dict[Names, tuple[Rank, int]]
+    fields: dict[tuple[Names, bytes], tuple[Rank, int]]
+
+
+def names_of(names: Names) -> tuple[str, str] | None:
+    """``(table, key)`` of raw names, or None when they are not UTF-8."""
+    tlen, klen = struct.unpack_from(">HH", names)
+    try:
+        return names[4:4 + tlen].decode(), names[4 + tlen:4 + tlen + klen].decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def collapse(rows: Sequence[tuple[int | None, bytes]], start: int) -> Collapsed:
+    """The registers each operation among log slots ``start, start+1, …`` would set,
+    keeping only the highest rank per register.
+
+    Slots that are markers (``ts`` None) or not state operations are skipped.
+    This is the hot path of applying a batch: puts and deletes are grouped by
+    their raw name bytes without decoding anything.
     """
     unpack = _HEAD.unpack_from
     size = _HEAD.size
-    best: dict[bytes, tuple[Rank, int]] = {}
+    whole: dict[Names, tuple[Rank, int]] = {}
+    fields: dict[tuple[Names, bytes], tuple[Rank, int]] = {}
     for index, (ts, payload) in enumerate(rows, start):
         if ts is None or len(payload) < size:
+            continue
+        op = payload[0]
+        if op == BATCH:
+            parts = _split_batch(payload)
+            if parts is None or not all(_well_formed(p) for p in parts):
+                continue
+            for part in parts:
+                _register(part, ts, index, whole, fields)
             continue
         op, tlen, klen = unpack(payload)
         end = size + tlen + klen
@@ -130,18 +291,66 @@ def collapse(rows: Sequence[tuple[int | None, bytes]], start: int
         elif op == DELETE and len(payload) == end:
             rank = (ts, 1, b"")
         else:
+            if op == UPDATE and _well_formed(payload):
+                _register(payload, ts, index, whole, fields)
             continue
         names = payload[1:end]
-        held = best.get(names)
+        held = whole.get(names)
         if held is None or rank > held[0]:
-            best[names] = (rank, index)
-    out = []
-    for names, (rank, index) in best.items():
-        tlen, klen = struct.unpack_from(">HH", names)
-        try:
-            table = names[4:4 + tlen].decode()
-            key = names[4 + tlen:4 + tlen + klen].decode()
-        except UnicodeDecodeError:
-            continue  # not a state operation after all
-        out.append((table, key, rank, index))
-    return out
+            whole[names] = (rank, index)
+    return Collapsed(whole, fields)
+
+
+def _well_formed(payload: bytes) -> bool:
+    return _decode_one(payload) is not None
+
+
+def _register(payload: bytes, ts: int, index: int, whole: dict[Names, tuple[Rank, int]],
+              fields: dict[tuple[Names, bytes], tuple[Rank, int]]) -> None:
+    """Add one well-formed put, delete or update to the registers."""
+    op, tlen, klen = _HEAD.unpack_from(payload)
+    end = _HEAD.size + tlen + klen
+    names = payload[1:end]
+    if op == UPDATE:
+        for name, value in _split_fields(payload, end) or ():
+            rank: Rank = (ts, 0, value) if value is not None else (ts, 1, b"")
+            slot = (names, name)
+            held = fields.get(slot)
+            if held is None or rank > held[0]:
+                fields[slot] = (rank, index)
+        return
+    rank = (ts, 0, payload[end:]) if op == PUT else (ts, 1, b"")
+    held_whole = whole.get(names)
+    if held_whole is None or rank > held_whole[0]:
+        whole[names] = (rank, index)
+
+
+def merged_value(base_deleted: bool, base: bytes, fields: Sequence[tuple[str, bool, bytes]]
+                 ) -> bytes | None:
+    """The value of a key whose last put or delete is ``base`` and whose updates
+    above it set or remove ``fields`` (``(name, removed, value)``).
+
+    None means "no fields to merge": the value is ``base`` (absent when it is a
+    delete).  An object put takes the fields on top; a non-object put or a
+    delete gives way to an object of the fields set, if any.
+    """
+    if not fields:
+        return None
+    if not base_deleted:
+        value = parse_json(base)
+        if isinstance(value, dict):
+            for name, removed, raw in fields:
+                if removed:
+                    value.pop(name, None)
+                else:
+                    value[name] = parse_json(raw)
+            return canonical_json(value)
+    present = {name: parse_json(raw) for name, removed, raw in fields if not removed}
+    return canonical_json(present) if present else None
+
+
+def iter_fields(payload: bytes) -> Iterator[tuple[str, Any]]:
+    """An update payload's fields as ``(name, value or REMOVE)`` (for display)."""
+    op = _decode_one(payload)
+    for name, raw in op.fields if op is not None else ():
+        yield name, REMOVE if raw is None else parse_json(raw)

@@ -1,36 +1,93 @@
-"""`LwwView`: the last-writer-wins view, kept by the oplog inside each write transaction.
+"""`LwwView`: the field-level last-writer-wins view, kept inside each write transaction.
 
-Order of operations on one ``(table, key)``: the higher HLC timestamp wins;
-on equal timestamps a delete beats a write; between two writes the greater
-encoded value bytes win.  As a rank: ``(ts, deleted, value_bytes)``, compared
-lexicographically by SQLite's row-value comparison, so every device decides
-the same way whatever order entries arrive in.
+The state of a key (docs/contract.md, "State") is two kinds of register:
 
-Erasure: when the entry that currently wins a key is expunged, the key is
-recomputed from every remaining entry (a scan of the log, acceptable because
-erasures are rare), so the view stays a pure function of the held entries.
+- the *base*: the highest-ranked put or delete of the key (``peerlog_state``);
+- one register per field: the highest-ranked update of that field, kept only
+  while it ranks above the base (``peerlog_fields``).
+
+A rank is ``(ts, deleted, value bytes)`` compared lexicographically (SQLite
+row values), so every device decides the same way whatever order entries
+arrive in: the higher HLC timestamp wins; on equal timestamps a delete (or a
+field removal) beats a write; between two writes the greater value bytes
+win; and an update of a field beats a put with an equal rank.  The value a
+reader sees is the base with the surviving fields merged on top
+(`merged_value`), stored in ``peerlog_state.merged`` (NULL: no fields, the
+value is the base's).  A key that only updates ever touched has a base of
+rank ``(-1, 1, b"")``, below every real operation.
+
+Erasure: when an entry that holds a register is expunged, the key is
+recomputed from every remaining entry of the log, so the view stays a pure
+function of the held entries.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from uuid import UUID
 
-from peerlog.state.ops import Op, collapse, decode_op, parse_json
+from peerlog.state.ops import (
+    Collapsed,
+    Names,
+    Op,
+    OpKind,
+    Rank,
+    collapse,
+    decode_ops,
+    key_prefix,
+    merged_value,
+    names_of,
+    parse_json,
+)
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS peerlog_state(
         tbl TEXT NOT NULL, key TEXT NOT NULL,
         ts INTEGER NOT NULL, del INTEGER NOT NULL, value BLOB NOT NULL,
-        peer BLOB NOT NULL, idx INTEGER NOT NULL,
+        peer BLOB NOT NULL, idx INTEGER NOT NULL, merged BLOB,
         PRIMARY KEY (tbl, key)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS peerlog_state_winner ON peerlog_state(peer, idx)",
+    """CREATE TABLE IF NOT EXISTS peerlog_fields(
+        tbl TEXT NOT NULL, key TEXT NOT NULL, field TEXT NOT NULL,
+        ts INTEGER NOT NULL, del INTEGER NOT NULL, value BLOB NOT NULL,
+        peer BLOB NOT NULL, idx INTEGER NOT NULL,
+        PRIMARY KEY (tbl, key, field)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS peerlog_fields_winner ON peerlog_fields(peer, idx)",
     """CREATE TABLE IF NOT EXISTS peerlog_state_skipped(
         peer BLOB NOT NULL, idx INTEGER NOT NULL, reason TEXT NOT NULL,
         PRIMARY KEY (peer, idx)) WITHOUT ROWID""",
 ]
+
+LIVE = "(del = 0 OR merged IS NOT NULL)"
+"""SQL: a ``peerlog_state`` row whose key has a value."""
+VALUE = "coalesce(merged, value)"
+"""SQL: the value of a live ``peerlog_state`` row."""
+
+NO_BASE: Rank = (-1, 1, b"")
+"""The base of a key no put or delete has touched."""
+
+_UPSERT = """
+INSERT INTO peerlog_state(tbl, key, ts, del, value, peer, idx) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(tbl, key) DO UPDATE SET
+    ts = excluded.ts, del = excluded.del, value = excluded.value,
+    peer = excluded.peer, idx = excluded.idx, merged = NULL
+WHERE (excluded.ts, excluded.del, excluded.value)
+    > (peerlog_state.ts, peerlog_state.del, peerlog_state.value)
+"""
+
+_UPSERT_FIELD = """
+INSERT INTO peerlog_fields(tbl, key, field, ts, del, value, peer, idx)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(tbl, key, field) DO UPDATE SET
+    ts = excluded.ts, del = excluded.del, value = excluded.value,
+    peer = excluded.peer, idx = excluded.idx
+WHERE (excluded.ts, excluded.del, excluded.value)
+    > (peerlog_fields.ts, peerlog_fields.del, peerlog_fields.value)
+"""
 
 
 def json_problem(value: bytes) -> str:
@@ -45,20 +102,9 @@ def json_problem(value: bytes) -> str:
         return f"value is not JSON: {str(exc)[:80]}"
     return ""
 
-log = logging.getLogger(__name__)
 
-_UPSERT = """
-INSERT INTO peerlog_state(tbl, key, ts, del, value, peer, idx) VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT(tbl, key) DO UPDATE SET
-    ts = excluded.ts, del = excluded.del, value = excluded.value,
-    peer = excluded.peer, idx = excluded.idx
-WHERE (excluded.ts, excluded.del, excluded.value)
-    > (peerlog_state.ts, peerlog_state.del, peerlog_state.value)
-"""
-
-
-def _row(op: Op, ts: int, peer: bytes, index: int) -> tuple[str, str, int, int, bytes, bytes, int]:
-    return (op.table, op.key, ts, 1 if op.value is None else 0, op.value or b"", peer, index)
+FieldRegister = tuple[str, Rank, bytes, int]
+"""``(field, rank, origin bytes, index)``: an update's claim on one field."""
 
 
 class LwwView:
@@ -67,18 +113,19 @@ class LwwView:
     def setup(self, conn: sqlite3.Connection) -> None:
         for statement in _SCHEMA:
             conn.execute(statement)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(peerlog_state)")}
+        if "merged" not in columns:  # a database written by peerlog 0.1
+            conn.execute("ALTER TABLE peerlog_state ADD COLUMN merged BLOB")
 
     def applied(self, conn: sqlite3.Connection, peer: UUID, start: int,
                 rows: Sequence[tuple[int | None, bytes]]) -> None:
         # The state is a max over ranks, so within one batch only the
-        # highest-ranked operation per key can matter: one upsert per key.
-        # A write whose value is not JSON (a buggy or hostile device) is kept in
-        # the log but takes no part in the state: skip it, recorded, and let the
-        # next-ranked operation of the batch win instead.
+        # highest-ranked operation per register can matter.  An entry with a
+        # value that is not JSON (a buggy or hostile device) is kept in the log
+        # but takes no part in the state: skip it, recorded, and collapse again.
         while True:
-            winners = collapse(rows, start)
-            bad = [(index, why) for _, _, (_, deleted, value), index in winners
-                   if not deleted and (why := json_problem(value))]
+            registers = collapse(rows, start)
+            bad = _not_json(registers)
             if not bad:
                 break
             conn.executemany("INSERT OR IGNORE INTO peerlog_state_skipped(peer, idx, reason)"
@@ -88,26 +135,126 @@ class LwwView:
             rows = list(rows)
             for index, _ in bad:
                 rows[index - start] = (None, b"")
-        if winners:
-            raw = peer.bytes
-            conn.executemany(_UPSERT, [(table, key, ts, deleted, value, raw, index)
-                                       for table, key, (ts, deleted, value), index in winners])
+        self._store(conn, peer.bytes, registers)
+
+    def _store(self, conn: sqlite3.Connection, raw: bytes, registers: Collapsed) -> None:
+        bases = []
+        for names, ((ts, deleted, value), index) in registers.whole.items():
+            named = names_of(names)
+            if named is not None:
+                bases.append((*named, ts, deleted, value, raw, index))
+        if bases:
+            conn.executemany(_UPSERT, bases)
+        had_fields = conn.execute("SELECT 1 FROM peerlog_fields LIMIT 1").fetchone() is not None
+        if not registers.fields and not had_fields:
+            return  # the common case: puts and deletes on keys no update touched
+        touched: dict[tuple[str, str], list[FieldRegister]] = {}
+        for (names, field), (rank, index) in registers.fields.items():
+            named = names_of(names)
+            if named is not None:
+                touched.setdefault(named, []).append((field.decode(), rank, raw, index))
+        if had_fields:
+            for table, key, *_ in bases:
+                if (table, key) not in touched and conn.execute(
+                        "SELECT 1 FROM peerlog_fields WHERE tbl = ? AND key = ? LIMIT 1",
+                        (table, key)).fetchone():
+                    touched[(table, key)] = []
+        for (table, key), claims in touched.items():
+            settle(conn, table, key, claims)
 
     def erased(self, conn: sqlite3.Connection, peer: UUID, indexes: list[int]) -> None:
         raw = peer.bytes
+        keys: set[tuple[str, str]] = set()
         for index in indexes:
-            row = conn.execute("SELECT tbl, key FROM peerlog_state WHERE peer = ? AND idx = ?",
-                               (raw, index)).fetchone()
-            if row is not None:
-                self._recompute(conn, row[0], row[1])
+            for table in ("peerlog_state", "peerlog_fields"):
+                keys.update(conn.execute(f"SELECT tbl, key FROM {table}"
+                                         " WHERE peer = ? AND idx = ?", (raw, index)))
+        for table_name, key in sorted(keys):
+            recompute(conn, table_name, key)
 
-    def _recompute(self, conn: sqlite3.Connection, table: str, key: str) -> None:
-        conn.execute("DELETE FROM peerlog_state WHERE tbl = ? AND key = ?", (table, key))
-        cursor = conn.execute(
+
+def _not_json(registers: Collapsed) -> list[tuple[int, str]]:
+    """Entries whose winning value is not JSON, with why (at most one reason per entry)."""
+    bad: dict[int, str] = {}
+    for (_, deleted, value), index in registers.whole.values():
+        if not deleted and (why := json_problem(value)):
+            bad.setdefault(index, why)
+    for (_, removed, value), index in registers.fields.values():
+        if not removed and (why := json_problem(value)):
+            bad.setdefault(index, why)
+    return sorted(bad.items())
+
+
+def settle(conn: sqlite3.Connection, table: str, key: str,
+           claims: Sequence[FieldRegister]) -> None:
+    """Take field ``claims`` into a key, drop the fields its base now hides, and store
+    the merged value."""
+    row = conn.execute("SELECT ts, del, value FROM peerlog_state WHERE tbl = ? AND key = ?",
+                       (table, key)).fetchone()
+    if row is None:
+        base: Rank = NO_BASE
+        conn.execute("INSERT INTO peerlog_state(tbl, key, ts, del, value, peer, idx)"
+                     " VALUES (?, ?, ?, ?, ?, x'', -1)", (table, key, *NO_BASE))
+    else:
+        base = (int(row[0]), int(row[1]), bytes(row[2]))
+    above = [(table, key, field, *rank, raw, index)
+             for field, rank, raw, index in claims if rank >= base]
+    if above:
+        conn.executemany(_UPSERT_FIELD, above)
+    conn.execute("DELETE FROM peerlog_fields WHERE tbl = ? AND key = ?"
+                 " AND (ts, del, value) < (?, ?, ?)", (table, key, *base))
+    fields = [(str(f), bool(d), bytes(v)) for f, d, v in conn.execute(
+        "SELECT field, del, value FROM peerlog_fields WHERE tbl = ? AND key = ? ORDER BY field",
+        (table, key))]
+    try:
+        merged = merged_value(bool(base[1]), base[2], fields)
+    except (ValueError, RecursionError):  # a base kept from before values were checked
+        merged = merged_value(True, b"", fields)
+    conn.execute("UPDATE peerlog_state SET merged = ? WHERE tbl = ? AND key = ?",
+                 (merged, table, key))
+
+
+def ops_on_key(conn: sqlite3.Connection, table: str, key: str
+               ) -> Iterator[tuple[bytes, int, int, Op]]:
+    """Every operation on ``table/key`` in the log: ``(origin bytes, index, ts, op)``,
+    oldest timestamp first (erased entries and non-state payloads are not operations)."""
+    prefix = key_prefix(table, key)
+    for raw, index, ts, body in conn.execute(
             "SELECT p.peer, e.idx, e.ts, e.body FROM peerlog_entries e"
-            " JOIN peerlog_peers p ON p.id = e.peer WHERE e.ts IS NOT NULL")
-        for raw, index, ts, payload in cursor:
-            op = decode_op(payload)
-            if op is not None and op.table == table and op.key == key \
-                    and (op.value is None or not json_problem(op.value)):
-                conn.execute(_UPSERT, _row(op, ts, raw, index))
+            " JOIN peerlog_peers p ON p.id = e.peer WHERE e.ts IS NOT NULL"
+            " AND (substr(e.body, 2, ?) = ? OR substr(e.body, 1, 1) = x'04')"
+            " ORDER BY e.ts, p.peer, e.idx", (len(prefix), prefix)):
+        for op in decode_ops(bytes(body)):
+            if op.table == table and op.key == key:
+                yield bytes(raw), int(index), int(ts), op
+
+
+def recompute(conn: sqlite3.Connection, table: str, key: str) -> None:
+    """Rebuild one key's registers from every operation the log still holds on it."""
+    skipped = set(conn.execute("SELECT peer, idx FROM peerlog_state_skipped"))
+    conn.execute("DELETE FROM peerlog_state WHERE tbl = ? AND key = ?", (table, key))
+    conn.execute("DELETE FROM peerlog_fields WHERE tbl = ? AND key = ?", (table, key))
+    base: tuple[Rank, bytes, int] | None = None
+    fields: dict[str, tuple[Rank, bytes, int]] = {}
+    for raw, index, ts, op in ops_on_key(conn, table, key):
+        if (raw, index) in skipped:
+            continue
+        if op.kind is OpKind.UPDATE:
+            for name, value in op.fields:
+                rank: Rank = (ts, 0, value) if value is not None else (ts, 1, b"")
+                if name not in fields or rank > fields[name][0]:
+                    fields[name] = (rank, raw, index)
+            continue
+        rank = (ts, 0, op.value) if op.value is not None else (ts, 1, b"")
+        if base is None or rank > base[0]:
+            base = (rank, raw, index)
+    if base is not None:
+        (ts, deleted, value), raw, index = base
+        conn.execute(_UPSERT, (table, key, ts, deleted, value, raw, index))
+    if fields:
+        settle(conn, table, key, [(name, rank, raw, index)
+                                  for name, (rank, raw, index) in fields.items()])
+
+
+__all__ = ["LIVE", "VALUE", "LwwView", "Names", "json_problem", "ops_on_key", "recompute",
+           "settle"]

@@ -35,8 +35,12 @@ FOLDER_POLL_INTERVAL = 0.5
 """Seconds between scans of a shared folder where file-system events fail."""
 FOLDER_RESCAN_INTERVAL = 5.0
 """Seconds between safety rescans of a watched folder (some sync tools drop events)."""
-MAX_DRIFT_MS = 60_000
-"""A remote timestamp further ahead of the wall clock than this does not drag the clock."""
+MAX_SKEW_MS = 60_000
+"""How far ahead of this device's clock another device's entry may be stamped.
+
+A device's state applies an entry further ahead only once its own clock is
+within this of it (`DeferredError`), and its clock never follows one further.
+"""
 
 # -- the relay -----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ expected and what was found.  The tree, by what the caller does about it::
     │   └── DiskFullError           no space left
     ├── ClosedError             used after close
     ├── ClockSkewError          a timestamp too far ahead
+    │   └── DeferredError           an entry waits until the local clock reaches it
     ├── IdentityError           a database opened as another origin
     ├── HomeError               (peerlog.home) a device home that cannot be used
     └── MissingExtraError       (peerlog.extras) an optional extra is not installed
@@ -97,6 +98,36 @@ class ClosedError(SyncError):
 
 class ClockSkewError(SyncError):
     """A remote timestamp lies further ahead of the local wall clock than allowed."""
+
+
+class DeferredError(ClockSkewError):
+    """A batch holds an entry stamped more than ``max_skew`` ahead of this device's clock.
+
+    Nothing of the batch was stored.  The entries before ``index`` may be
+    applied; the origin's entry at ``index`` (and everything after it) waits
+    until the local clock is within ``max_skew`` of ``ts``, so one device with a
+    fast clock (or a forged timestamp) can neither win every conflict nor pin a
+    key forever.  `Puller` does exactly that and reports the origin as deferred.
+    """
+
+    def __init__(self, peer: UUID, index: int, ts: int, ahead_ms: int) -> None:
+        self.peer = peer
+        self.index = index
+        self.ts = ts
+        self.ahead_ms = ahead_ms
+        super().__init__(
+            f"origin {peer} index {index} is stamped {duration_text(ahead_ms)} ahead of this "
+            f"device's clock: it and the entries after it wait until the clock catches up")
+
+
+def duration_text(ms: int) -> str:
+    """``ms`` for a person: 90 s, 3.2 h, 12 d."""
+    seconds = ms / 1000
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {unit}" if seconds < 1_000 * size else \
+                f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.0f} s"
 
 
 class IdentityError(SyncError):

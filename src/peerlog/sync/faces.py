@@ -161,6 +161,11 @@ class OwnOplog(Replica, Protocol):
     @property
     def origin(self) -> UUID: ...
 
+    async def continue_as_new_origin(self, fork_index: int) -> tuple[UUID, int]:
+        """Write as a fresh origin, carrying the own entries from ``fork_index`` on
+        (they forked from the published log); returns ``(origin, carried)``."""
+        ...
+
 
 class WithheldRange(Protocol):
     """Entries of an origin a file log holds but cannot serve, from ``from_index`` on."""
@@ -175,9 +180,23 @@ class WithheldRange(Protocol):
     def kind(self) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Deferral:
+    """An origin whose entry at ``index`` waits for this device's clock: it is stamped
+    ``ts``, ``ahead_ms`` ahead of the clock when last looked at (see `DeferredError`)."""
+
+    index: int
+    ts: int
+    ahead_ms: int
+
+
 class SharedFileLog(FileLogReplica, HasErasures, Protocol):
     """A file log that says where its own origin's log ends, what it erased, and what
     it withholds."""
+
+    def continue_as(self, origin: UUID) -> None:
+        """Write as ``origin`` from now on (see `OwnOplog.continue_as_new_origin`)."""
+        ...
 
     @property
     def next_index(self) -> int: ...

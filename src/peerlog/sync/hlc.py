@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from peerlog.sync.defaults import MAX_DRIFT_MS
+from peerlog.sync.defaults import MAX_SKEW_MS
 from peerlog.sync.errors import ClockSkewError
 
 COUNTER_BITS = 16
@@ -35,7 +35,7 @@ class Hlc:
     """
 
     def __init__(self, wall: Callable[[], int] = wall_ms, *, last: int = 0,
-                 max_drift_ms: int = MAX_DRIFT_MS) -> None:
+                 max_drift_ms: int = MAX_SKEW_MS) -> None:
         self._wall = wall
         self._last = last
         self._max_drift_ms = max_drift_ms
@@ -46,12 +46,23 @@ class Hlc:
         """The greatest timestamp issued or observed so far."""
         return self._last
 
+    def wall(self) -> int:
+        """The wall clock this HLC reads, in milliseconds since the epoch."""
+        return self._wall()
+
     def now(self) -> int:
         """A fresh timestamp for a local event."""
         with self._lock:
             candidate = self._wall() << COUNTER_BITS
             self._last = candidate if candidate > self._last else self._last + 1
             return self._last
+
+    def catch_up(self, ts: int) -> None:
+        """Never issue a timestamp at or below ``ts`` again (another process of this
+        device issued or observed it)."""
+        with self._lock:
+            if ts > self._last:
+                self._last = ts
 
     def observe(self, remote: int) -> int:
         """Merge a remote timestamp in and return a fresh one greater than both.

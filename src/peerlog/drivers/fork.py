@@ -1,0 +1,73 @@
+"""A device whose own origin forked continues as a new origin, losing nothing.
+
+A device restored from a backup and then changed, or a copied home, holds
+entries of its origin that disagree with what the folder or relay already
+has under the same indexes.  Such a device *continues*: its own entries
+from the first disagreement on (never published, or it would not disagree)
+move to a fresh origin, re-stamped in order; the published history of the
+old origin is then taken in like any other device's.  Both copies keep
+syncing and every edit survives.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from uuid import UUID
+
+from peerlog.sync.entry import DecodedEntry
+from peerlog.sync.faces import LogSource, OwnOplog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Continued:
+    """What `continue_as_new` did: ``old`` forked at ``fork_index``; the device is now
+    ``new``, with ``carried`` unpublished changes carried over."""
+
+    old: UUID
+    new: UUID
+    fork_index: int
+    carried: int
+
+    def __str__(self) -> str:
+        return (f"this device was restored from a backup or copied; it continues as device "
+                f"{self.new}; {self.carried} unpublished change"
+                f"{'' if self.carried == 1 else 's'} carried over")
+
+
+def same_entry(a: DecodedEntry, b: DecodedEntry) -> bool:
+    """Two slot contents that agree: equal, or an entry and its own erasure marker."""
+    return a == b or (type(a) is not type(b) and a.digest == b.digest)
+
+
+async def first_difference(oplog: OwnOplog, published: LogSource, origin: UUID,
+                           upto: int) -> int:
+    """The first index below ``upto`` where the two hold different entries of ``origin``
+    (``upto`` when they agree): a binary search, since a fork only ever grows."""
+    async def agree(index: int) -> bool:
+        ours = await oplog.read_since(origin, index, 1)
+        theirs = await published.read_since(origin, index, 1)
+        return not ours or not theirs or same_entry(ours[0][1], theirs[0][1])
+
+    lo, hi = 0, upto
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if await agree(mid):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+async def continue_as_new(oplog: OwnOplog, published: LogSource) -> Continued:
+    """Move this device's unpublished, forked entries to a new origin (see module doc)."""
+    old = oplog.origin
+    held = (await oplog.cursors()).of(old)
+    there = (await published.cursors()).of(old)
+    fork = await first_difference(oplog, published, old, min(held, there))
+    new, carried = await oplog.continue_as_new_origin(fork)
+    done = Continued(old, new, fork, carried)
+    log.warning("%s", done)
+    return done

@@ -1,0 +1,89 @@
+"""Restored and copied devices continue as a new origin, and no edit is lost."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from peerlog import FileLog, FolderSync, StateStore, SyncReport
+
+
+async def sync(store: StateStore, shared: Path) -> SyncReport:
+    async with FileLog(shared, store.origin) as log:
+        sync = FolderSync(store.oplog, log)
+        report = await sync.run_once()
+    return report
+
+
+async def test_a_device_restored_from_a_backup_and_changed_continues_as_a_new_origin(
+        tmp_path: Path, shared: Path) -> None:
+    async with StateStore(tmp_path / "a.db") as a:
+        for i in range(3):
+            await a.put("notes", f"n{i}", "before the backup")
+        await sync(a, shared)
+        old = a.origin
+    shutil.copy(tmp_path / "a.db", tmp_path / "backup.db")
+    async with StateStore(tmp_path / "a.db") as a:
+        await a.put("notes", "n3", "after the backup, published")
+        await sync(a, shared)
+    shutil.copy(tmp_path / "backup.db", tmp_path / "a.db")  # the disk died; restored
+    async with StateStore(tmp_path / "a.db") as a:
+        await a.put("notes", "n4", "after the restore")
+        await a.put("notes", "n0", "edited after the restore")
+        report = await sync(a, shared)
+        assert report.continued is not None
+        assert (report.continued.old, report.continued.carried) == (old, 2)
+        assert a.origin == report.continued.new != old
+        assert "continues as device" in str(report.continued)
+        assert await a.get("notes", "n3") == "after the backup, published"
+        report = await sync(a, shared)
+        assert report.ok
+        assert report.continued is None
+        mine = await a.state_hash()
+    async with StateStore(tmp_path / "b.db") as b:
+        await sync(b, shared)
+        assert dict(await b.items("notes")) == {
+            "n0": "edited after the restore", "n1": "before the backup",
+            "n2": "before the backup", "n3": "after the backup, published",
+            "n4": "after the restore"}
+        assert await b.state_hash() == mine
+
+
+async def test_a_copied_home_and_its_original_both_keep_syncing(tmp_path: Path,
+                                                                shared: Path) -> None:
+    async with StateStore(tmp_path / "a.db") as a:
+        await a.put("notes", "shared", "from before the copy")
+        await sync(a, shared)
+    shutil.copy(tmp_path / "a.db", tmp_path / "clone.db")
+    async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "clone.db") as clone:
+        await a.put("notes", "a", "the original's edit")
+        await clone.put("notes", "clone", "the clone's edit")
+        assert (await sync(a, shared)).continued is None
+        assert (await sync(clone, shared)).continued is not None
+        await sync(a, shared)
+        assert a.origin != clone.origin
+        assert await a.state_hash() == await clone.state_hash()
+        assert dict(await a.items("notes")) == {"shared": "from before the copy",
+                                                "a": "the original's edit",
+                                                "clone": "the clone's edit"}
+        for store in (a, clone):  # and they go on syncing
+            assert (await sync(store, shared)).ok
+
+
+async def test_a_restored_device_with_no_new_edits_just_catches_up(tmp_path: Path,
+                                                                   shared: Path) -> None:
+    async with StateStore(tmp_path / "a.db") as a:
+        await a.put("notes", "1", "one")
+        await sync(a, shared)
+    shutil.copy(tmp_path / "a.db", tmp_path / "backup.db")
+    async with StateStore(tmp_path / "a.db") as a:
+        await a.put("notes", "2", "two")
+        await sync(a, shared)
+    shutil.copy(tmp_path / "backup.db", tmp_path / "a.db")
+    async with StateStore(tmp_path / "a.db") as a:
+        origin = a.origin
+        report = await sync(a, shared)
+        assert report.continued is None
+        assert a.origin == origin
+        await sync(a, shared)
+        assert await a.get("notes", "2") == "two"
