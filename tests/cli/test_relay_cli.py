@@ -52,3 +52,40 @@ def test_serve_refuses_an_unknown_database_url(tmp_path: Path, db: str) -> None:
     done = peerlog("serve", "--db", db, "--tokens", str(tmp_path / "t.json"))
     assert done.returncode == 1
     assert "sqlite:PATH or postgresql" in done.stderr
+
+
+def test_a_copied_device_continues_through_a_relay_with_its_own_token(tmp_path: Path) -> None:
+    import shutil
+
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    ids = [json.loads(peerlog("--home", h, "init", "--json").stdout)["peer_id"] for h in (a, b)]
+    tokens = tmp_path / "tokens.json"
+    token_a, token_b = (peerlog("token", "--tokens", str(tokens), "--device", i).stdout.strip()
+                        for i in ids)
+    port = free_port()
+    server = start_relay(f"sqlite:{tmp_path}/relay.db", port, tokens)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        peerlog("--home", a, "put", "notes", "shared", '"before the copy"')
+        assert peerlog("--home", a, "sync", "--server", url, "--token", token_a).returncode == 0
+        shutil.copytree(a, tmp_path / "copy")
+        copy = str(tmp_path / "copy")
+        peerlog("--home", a, "put", "notes", "a", '"the original\'s"')
+        peerlog("--home", copy, "put", "notes", "copy", '"the copy\'s"')
+        assert peerlog("--home", a, "sync").returncode == 0
+        done = peerlog("--home", copy, "sync")  # the remembered server and token
+        assert done.returncode == 0, done.stderr
+        assert "continues as device" in done.stderr
+        for home in (a, b, copy, a):
+            assert peerlog("--home", home, "sync", "--server", url, "--token",
+                           token_b if home == b else token_a).returncode == 0
+        expected = {"shared": "before the copy", "a": "the original's", "copy": "the copy's"}
+        for home in (a, b, copy):
+            listing = peerlog("--home", home, "ls", "notes", "--json")
+            assert json.loads(listing.stdout) == expected
+        grant = next(g for g in json.loads(tokens.read_text())["tokens"].values()
+                     if g["origin"] == ids[0])
+        assert len(grant["continued"]) == 1
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from peerlog import FileLog, FolderSync, StateStore, SyncReport
+import pytest
+
+from peerlog import FileLog, FolderSync, RelaySync, SqliteOplog, StateStore, SyncReport
+
+Sync = Callable[[StateStore, Path], Awaitable[SyncReport]]
 
 
-async def sync(store: StateStore, shared: Path) -> SyncReport:
+async def through_folder(store: StateStore, shared: Path) -> SyncReport:
     async with FileLog(shared, store.origin) as log:
-        sync = FolderSync(store.oplog, log)
-        report = await sync.run_once()
-    return report
+        return await FolderSync(store.oplog, log).run_once()
+
+
+async def through_relay(store: StateStore, shared: Path) -> SyncReport:
+    # RelaySync speaks to any Replica: here the relay's own store, without HTTP.
+    async with SqliteOplog(shared / "relay.db") as relay:
+        return await RelaySync(store.oplog, relay).run_once()
+
+
+@pytest.fixture(params=[through_folder, through_relay], ids=["folder", "relay"])
+def sync(request: pytest.FixtureRequest) -> Sync:
+    return request.param  # type: ignore[no-any-return]
 
 
 async def test_a_device_restored_from_a_backup_and_changed_continues_as_a_new_origin(
-        tmp_path: Path, shared: Path) -> None:
+        tmp_path: Path, shared: Path, sync: Sync) -> None:
     async with StateStore(tmp_path / "a.db") as a:
         for i in range(3):
             await a.put("notes", f"n{i}", "before the backup")
@@ -49,8 +63,8 @@ async def test_a_device_restored_from_a_backup_and_changed_continues_as_a_new_or
         assert await b.state_hash() == mine
 
 
-async def test_a_copied_home_and_its_original_both_keep_syncing(tmp_path: Path,
-                                                                shared: Path) -> None:
+async def test_a_copied_home_and_its_original_both_keep_syncing(tmp_path: Path, shared: Path,
+                                                                sync: Sync) -> None:
     async with StateStore(tmp_path / "a.db") as a:
         await a.put("notes", "shared", "from before the copy")
         await sync(a, shared)
@@ -70,8 +84,8 @@ async def test_a_copied_home_and_its_original_both_keep_syncing(tmp_path: Path,
             assert (await sync(store, shared)).ok
 
 
-async def test_a_restored_device_with_no_new_edits_just_catches_up(tmp_path: Path,
-                                                                   shared: Path) -> None:
+async def test_a_restored_device_with_no_new_edits_just_catches_up(tmp_path: Path, shared: Path,
+                                                                   sync: Sync) -> None:
     async with StateStore(tmp_path / "a.db") as a:
         await a.put("notes", "1", "one")
         await sync(a, shared)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from uuid import UUID
 
+from peerlog.drivers.fork import agrees_at
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
 from peerlog.sync.batch import byte_chunks
 from peerlog.sync.errors import CursorMismatchError, DivergenceError
@@ -100,17 +101,8 @@ class FileLogPublisher:
 
     async def _check_boundary(self, index: int) -> None:
         """The last entry both hold must be the same one, or this device has forked."""
-        if index < 0:
-            return
         origin = self.oplog.origin
-        ours = await self.oplog.read_since(origin, index, 1)
-        theirs = await self.file_log.read_since(origin, index, 1)
-        if not ours or not theirs:
-            return
-        (_, mine), (_, folder) = ours[0], theirs[0]
-        same = mine == folder or (
-            type(mine) is not type(folder) and mine.digest == folder.digest)
-        if not same:
+        if not await agrees_at(self.oplog, self.file_log, origin, index):
             raise DivergenceError(
                 origin, index, "this device's oplog and its log in the shared folder hold "
                 "different entries: restored from a backup and then changed, or a copied "

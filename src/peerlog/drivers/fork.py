@@ -42,19 +42,24 @@ def same_entry(a: DecodedEntry, b: DecodedEntry) -> bool:
     return a == b or (type(a) is not type(b) and a.digest == b.digest)
 
 
+async def agrees_at(oplog: OwnOplog, published: LogSource, origin: UUID, index: int) -> bool:
+    """Whether both hold the same entry of ``origin`` at ``index`` (or one lacks it)."""
+    if index < 0:
+        return True
+    ours = await oplog.read_since(origin, index, 1)
+    theirs = await published.read_since(origin, index, 1)
+    return not ours or not theirs or ours[0][0] != theirs[0][0] \
+        or same_entry(ours[0][1], theirs[0][1])
+
+
 async def first_difference(oplog: OwnOplog, published: LogSource, origin: UUID,
                            upto: int) -> int:
     """The first index below ``upto`` where the two hold different entries of ``origin``
     (``upto`` when they agree): a binary search, since a fork only ever grows."""
-    async def agree(index: int) -> bool:
-        ours = await oplog.read_since(origin, index, 1)
-        theirs = await published.read_since(origin, index, 1)
-        return not ours or not theirs or same_entry(ours[0][1], theirs[0][1])
-
     lo, hi = 0, upto
     while lo < hi:
         mid = (lo + hi) // 2
-        if await agree(mid):
+        if await agrees_at(oplog, published, origin, mid):
             lo = mid + 1
         else:
             hi = mid

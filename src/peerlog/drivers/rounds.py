@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from peerlog.drivers.filelog import FileLogIngester, FileLogPublisher
-from peerlog.drivers.fork import Continued, continue_as_new
+from peerlog.drivers.fork import Continued, agrees_at, continue_as_new
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
 from peerlog.sync.backoff import Backoff
 from peerlog.sync.cursors import PeerCursors
@@ -248,16 +248,26 @@ class RelaySync(_Live):
         return report
 
     async def _publish(self, report: SyncReport) -> int:
-        pushed = await self._push()
-        if self.oplog.origin not in self.push.diverged:
-            return pushed
+        origin = self.oplog.origin
+        held = (await self.oplog.cursors()).of(origin)
+        there = (await self.remote.cursors()).of(origin)
+        if await agrees_at(self.oplog, self.remote, origin, min(held, there) - 1):
+            if there > held:  # restored from a backup: take this device's entries back
+                log.warning("the relay holds %d entries of this device the oplog lacks "
+                            "(restored from a backup?): taking them back", there - held)
+                await Puller(self.remote, self.oplog, batch=self._batch,
+                             only=(origin,)).catch_up(PeerCursors({origin: there}))
+                return 0
+            pushed = await self._push()
+            if origin not in self.push.diverged:
+                return pushed
         # This device's own log forked on the relay (a restored backup, a copied home).
         report.continued = await continue_as_new(self.oplog, self.remote)
         claim = getattr(self.remote, "continue_origin", None)
         if claim is not None:  # a device token must be allowed to write the new origin
             await claim(report.continued.old, report.continued.new)
         self._drivers()
-        return pushed + await self._push()
+        return await self._push()
 
     async def _push(self) -> int:
         origin = self.oplog.origin

@@ -148,6 +148,11 @@ class RemoteReplica(AsyncClosing):
             raise BackendError(f"relay {self._url} answered without a count: {response.text}")
         return new
 
+    async def continue_origin(self, old: UUID, new: UUID) -> None:
+        """Let this device's token write ``new`` too: the device continued as a new origin
+        (see `peerlog.drivers.fork`).  `AccessDeniedError` when the relay refuses."""
+        await self._request("POST", f"/origins/{old}/continue", params={"as": str(new)})
+
     # -- the read side --------------------------------------------------------
 
     async def read_since(self, peer: UUID, from_index: int,

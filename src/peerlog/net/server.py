@@ -4,6 +4,7 @@
     GET  /v1/cursors                                  -> {"cursors": {uuid: next}}
     GET  /v1/origins/{peer}/entries?from=I&limit=N    -> one record (or empty body)
     POST /v1/origins/{peer}/entries?start=I           <- one record; -> {"new": n}
+    POST /v1/origins/{peer}/continue?as=NEW           -> {"continued": NEW}
     GET  /v1/erased                                   -> {"erased": {uuid: [[index, hex]]}}
     WS   /v1/watch                                    -> JSON cursors events
 
@@ -283,6 +284,28 @@ def create_app(replica: Replica, tokens: TokenStore, *,
             usage[peer] = usage.get(peer, 0) + adding
         return JSONResponse({"new": new})
 
+    @endpoint
+    async def continue_origin(request: Request) -> Response:
+        """A device that forked (restored, copied) claims its new origin for its token."""
+        grant = authorize(request)
+        old = peer_of(request)
+        try:
+            new = UUID(request.query_params.get("as", ""))
+        except ValueError:
+            raise HttpError(WireError.MALFORMED, "'as' must be the new origin's UUID") from None
+        if not grant.may_write(old):
+            raise HttpError(WireError.FORBIDDEN, f"this token may not write origin {old}")
+        if grant.origin is None or grant.may_write(new):
+            return JSONResponse({"continued": str(new)})
+        if (await replica.cursors()).of(new):
+            raise HttpError(WireError.FORBIDDEN, f"origin {new} already has entries here")
+        try:
+            tokens.continue_as(_bearer(request.headers) or "", new)
+        except ValueError as exc:
+            raise HttpError(WireError.FORBIDDEN, str(exc)) from None
+        log.warning("device %s continues as origin %s", old, new)
+        return JSONResponse({"continued": str(new)})
+
     async def watch(websocket: WebSocket) -> None:
         await websocket.accept()
         if tokens.check(_bearer(websocket.headers)) is None:
@@ -322,6 +345,7 @@ def create_app(replica: Replica, tokens: TokenStore, *,
         Route(f"{API}/cursors", cursors),
         Route(f"{API}/origins/{{peer}}/entries", read_entries, methods=["GET"]),
         Route(f"{API}/origins/{{peer}}/entries", apply_entries, methods=["POST"]),
+        Route(f"{API}/origins/{{peer}}/continue", continue_origin, methods=["POST"]),
         Route(f"{API}/erased", erased),
         WebSocketRoute(f"{API}/watch", watch),
     ]

@@ -1,10 +1,16 @@
 """Who may write what on a relay: device tokens and relay tokens.
 
-A *device token* may write only its own origin; a *relay token* may write any
-origin (a relay pulling from another relay).  Any valid token may read.
-Only SHA-256 hashes of tokens are stored, in a JSON file::
+A *device token* may write only its own origin, and the origins that device
+continued as (a restored or copied device takes a new origin: at most
+`MAX_CONTINUED` per token, each one unknown to the relay when claimed); a
+*relay token* may write any origin (a relay pulling from another relay).
+Any valid token may read.  Only SHA-256 hashes of tokens are stored, in a
+JSON file::
 
-    {"tokens": {"<sha256 hex>": {"origin": "<uuid>" | null, "name": "laptop"}}}
+    {"tokens": {"<sha256 hex>": {"origin": "<uuid>" | null, "name": "laptop",
+                                 "continued": ["<uuid>", ...]}}}
+
+(``continued`` is new in 0.2 and absent when empty.)
 """
 
 from __future__ import annotations
@@ -24,15 +30,25 @@ from peerlog.sync.errors import CodecError
 log = logging.getLogger(__name__)
 
 
+MAX_CONTINUED = 16
+"""New origins one device token may claim (`TokenStore.continue_as`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Grant:
     """What a token allows: ``origin`` None means a relay token (any origin)."""
 
     origin: UUID | None
     name: str
+    continued: tuple[UUID, ...] = ()
+    """Origins the device continued as, which it may write too."""
 
     def may_write(self, peer: UUID) -> bool:
-        return self.origin is None or self.origin == peer
+        return self.origin is None or self.origin == peer or peer in self.continued
+
+    def owns(self, peer: UUID) -> bool:
+        """Whether ``peer`` is this device token's own origin or one it continued as."""
+        return self.origin is not None and (self.origin == peer or peer in self.continued)
 
 
 def _hash(token: str) -> str:
@@ -99,6 +115,29 @@ class TokenStore:
         self._save()
         return token
 
+    def continue_as(self, token: str, new: UUID) -> Grant:
+        """Let a device token write ``new`` too (its device continued as a new origin).
+
+        The caller checks that no one has written ``new`` yet.  Raises
+        `ValueError` for a relay token, an origin another token owns, or more than
+        `MAX_CONTINUED` continuations; saved to the file.
+        """
+        self._refresh()
+        key = _hash(token)
+        grant = self._grants[key]
+        if grant.origin is None:
+            raise ValueError("a relay token writes every origin already")
+        if grant.may_write(new):
+            return grant
+        if any(g.owns(new) for g in self._grants.values()):
+            raise ValueError(f"origin {new} belongs to another device's token")
+        if len(grant.continued) >= MAX_CONTINUED:
+            raise ValueError(f"this token has continued as {MAX_CONTINUED} origins already; "
+                             "issue the device a new token")
+        self._grants[key] = Grant(grant.origin, grant.name, (*grant.continued, new))
+        self._save()
+        return self._grants[key]
+
     def grants(self) -> list[Grant]:
         """Every grant, devices first (by origin), then relay tokens (by name)."""
         self._refresh()
@@ -117,7 +156,9 @@ class TokenStore:
     def _save(self) -> None:
         if self._path is None:
             return
-        doc = {"tokens": {h: {"origin": str(g.origin) if g.origin else None, "name": g.name}
+        doc = {"tokens": {h: {"origin": str(g.origin) if g.origin else None, "name": g.name,
+                              **({"continued": [str(c) for c in g.continued]}
+                                 if g.continued else {})}
                           for h, g in self._grants.items()}}
         tmp = self._path.with_name(self._path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -138,7 +179,8 @@ def _stamp(path: Path | None) -> tuple[int, int, int] | None:
 def _read(file: Path) -> dict[str, Grant]:
     try:
         doc = json.loads(file.read_text())
-        return {h: Grant(UUID(g["origin"]) if g.get("origin") else None, str(g.get("name", "")))
+        return {h: Grant(UUID(g["origin"]) if g.get("origin") else None, str(g.get("name", "")),
+                         tuple(UUID(c) for c in g.get("continued", ())))
                 for h, g in doc["tokens"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CodecError(f"{file} is not a peerlog token file: {exc}") from exc
