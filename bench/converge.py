@@ -1,9 +1,10 @@
 """Time for N devices to converge through a local shared folder, beside the raw rate.
 
-    python -m bench.converge [--changes C] [--devices 2,4,8]
+    python -m bench.converge [--changes C] [--devices 2,4,8] [--updates F]
 
-Each device is a `StateStore` that made C changes offline (last-writer-wins
-puts over 1,000 keys).  Timed: every device publishes its log
+Each device is a `StateStore` that made C changes offline over 1,000 keys:
+whole-value puts, or with ``--updates F`` that fraction of field updates
+(three fields per key).  Timed: every device publishes its log
 (`FileLogPublisher`), then every device takes in all the others
 (`FileLogIngester`); at the end all state hashes must be equal.  The rate is
 the entries delivered to other devices, N x (N-1) x C, per second.
@@ -11,6 +12,12 @@ the entries delivered to other devices, N x (N-1) x C, per second.
 Raw, from the same run: one origin's log read back with
 `FileLog.read_entries` and applied with `SqliteOplog.apply_many` into a bare
 oplog (no drivers, no state view), in entries per second.
+
+LWW apply, from the same run: one origin's C entries applied to a fresh
+`StateStore` (log + field-level state, in `apply_many` batches), beside a
+bare ``sqlite3`` of the same rows: an ``executemany`` INSERT into an entries
+table and an ``executemany`` last-writer-wins upsert per row into a state
+table, in the same batches (``lww_vs_upsert``).
 
 The last line is one JSON object; ``converge_vs_raw`` is for the largest N.
 """
@@ -20,21 +27,62 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
 
-from peerlog import FileLog, FileLogIngester, FileLogPublisher, SqliteOplog, StateStore
-from peerlog.state.ops import encode_put
+from peerlog import Entry, FileLog, FileLogIngester, FileLogPublisher, SqliteOplog, StateStore
+from peerlog.state.ops import encode_put, encode_update
+
+BATCH = 5_000
 
 
-async def make_device(path: Path, n: int, changes: int) -> StateStore:
+def change(n: int, i: int, updates: float) -> bytes:
+    key = f"k{(i * 7 + n) % 1000}"
+    if (i * 7919) % 1000 < updates * 1000:
+        return encode_update("items", key, {f"f{i % 3}": i})
+    return encode_put("items", key, {"device": n, "i": i})
+
+
+async def make_device(path: Path, n: int, changes: int, updates: float) -> StateStore:
     store = StateStore(path)
-    for lo in range(0, changes, 5_000):
-        await store.oplog.append_many(
-            [encode_put("items", f"k{(i * 7 + n) % 1000}", {"device": n, "i": i})
-             for i in range(lo, min(lo + 5_000, changes))])
+    for lo in range(0, changes, BATCH):
+        await store.oplog.append_many([change(n, i, updates)
+                                       for i in range(lo, min(lo + BATCH, changes))])
     return store
+
+
+async def lww_rate(source: StateStore, tmp: Path) -> tuple[float, float]:
+    """Entries/s into a fresh StateStore, and a bare sqlite3 insert + upsert of the rows."""
+    entries: list[Entry] = []
+    while got := await source.oplog.read_since(source.origin, len(entries)):
+        entries += [e for _, e in got if type(e) is Entry]
+    async with StateStore(tmp / "lww.db") as store:
+        started = time.perf_counter()
+        for lo in range(0, len(entries), BATCH):
+            await store.oplog.apply_many(source.origin, lo, entries[lo:lo + BATCH])
+        ours = len(entries) / (time.perf_counter() - started)
+    conn = sqlite3.connect(tmp / "bare.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE entries(peer INTEGER, idx INTEGER, ts INTEGER, body BLOB,"
+                 " PRIMARY KEY (peer, idx)) WITHOUT ROWID")
+    conn.execute("CREATE TABLE state(tbl TEXT, key TEXT, ts INTEGER, value BLOB,"
+                 " PRIMARY KEY (tbl, key)) WITHOUT ROWID")
+    rows = [(i, e.ts, e.payload) for i, e in enumerate(entries)]
+    upserts = [("items", e.payload[5:5 + 8], e.ts, e.payload) for e in entries]
+    started = time.perf_counter()
+    for lo in range(0, len(rows), BATCH):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO entries VALUES (1, ?, ?, ?)", rows[lo:lo + BATCH])
+        conn.executemany("INSERT INTO state VALUES (?, ?, ?, ?) ON CONFLICT(tbl, key) DO UPDATE"
+                         " SET ts = excluded.ts, value = excluded.value"
+                         " WHERE excluded.ts > state.ts", upserts[lo:lo + BATCH])
+        conn.execute("COMMIT")
+    bare = len(rows) / (time.perf_counter() - started)
+    conn.close()
+    return ours, bare
 
 
 async def raw_rate(folder: Path, source: StateStore, tmp: Path) -> float:
@@ -50,12 +98,12 @@ async def raw_rate(folder: Path, source: StateStore, tmp: Path) -> float:
     return index / elapsed
 
 
-async def converge(n: int, changes: int) -> dict[str, float]:
+async def converge(n: int, changes: int, updates: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         folder = tmp / "shared"
         folder.mkdir()
-        devices = [await make_device(tmp / f"d{i}.db", i, changes) for i in range(n)]
+        devices = [await make_device(tmp / f"d{i}.db", i, changes, updates) for i in range(n)]
         logs = [FileLog(folder, d.origin) for d in devices]
         started = time.perf_counter()
         for device, log in zip(devices, logs, strict=True):
@@ -68,6 +116,7 @@ async def converge(n: int, changes: int) -> dict[str, float]:
         for d in devices:
             assert sum((await d.oplog.cursors()).values()) == n * changes
         raw = await raw_rate(folder, devices[0], tmp)
+        lww, upsert = await lww_rate(devices[0], tmp)
         for log in logs:
             await log.close()
         for d in devices:
@@ -75,24 +124,30 @@ async def converge(n: int, changes: int) -> dict[str, float]:
     delivered = n * (n - 1) * changes
     return {"devices": n, "seconds": round(elapsed, 3), "entries_delivered": delivered,
             "converge_per_s": round(delivered / elapsed), "raw_read_apply_per_s": round(raw),
-            "ratio": round(delivered / elapsed / raw, 3)}
+            "ratio": round(delivered / elapsed / raw, 3), "lww_apply_per_s": round(lww),
+            "bare_upsert_per_s": round(upsert), "lww_vs_upsert": round(lww / upsert, 3)}
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=50_000)
     parser.add_argument("--devices", default="2,4,8")
+    parser.add_argument("--updates", type=float, default=0.0,
+                        help="fraction of changes that are field updates (0..1)")
     args = parser.parse_args()
     results = []
     for n in (int(x) for x in args.devices.split(",")):
-        result = await converge(n, args.changes)
+        result = await converge(n, args.changes, args.updates)
         results.append(result)
         print(f"N={n}: converged in {result['seconds']} s, {result['converge_per_s']:,} "
               f"entries/s delivered; raw read+apply {result['raw_read_apply_per_s']:,}/s; "
-              f"ratio {result['ratio']}", flush=True)
+              f"ratio {result['ratio']}; LWW apply {result['lww_apply_per_s']:,}/s vs bare "
+              f"upsert {result['bare_upsert_per_s']:,}/s: {result['lww_vs_upsert']}",
+              flush=True)
     last = results[-1]
-    print(json.dumps({"changes_per_device": args.changes, "runs": results,
-                      "converge_vs_raw": last["ratio"], "devices": last["devices"]}))
+    print(json.dumps({"changes_per_device": args.changes, "updates": args.updates,
+                      "runs": results, "converge_vs_raw": last["ratio"],
+                      "lww_vs_upsert": last["lww_vs_upsert"], "devices": last["devices"]}))
 
 
 if __name__ == "__main__":

@@ -176,3 +176,12 @@ async def test_a_watch_without_a_valid_token_is_closed_with_4401(tmp_path: Path)
                     await socket.recv()
             assert info.value.rcvd is not None
             assert info.value.rcvd.code == 4401
+
+
+def test_tokens_never_start_like_a_command_line_option() -> None:
+    from peerlog.net.tokens import TOKEN_PREFIX, TokenStore
+
+    store = TokenStore()
+    tokens = [store.issue(None) for _ in range(200)]
+    assert all(t.startswith(TOKEN_PREFIX) for t in tokens)
+    assert all(store.check(t) is not None for t in tokens)

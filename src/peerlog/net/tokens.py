@@ -30,6 +30,9 @@ from peerlog.sync.errors import CodecError
 log = logging.getLogger(__name__)
 
 
+TOKEN_PREFIX = "plt_"
+"""What every token issued since 0.2 starts with (older tokens stay valid)."""
+
 MAX_CONTINUED = 16
 """New origins one device token may claim (`TokenStore.continue_as`)."""
 
@@ -110,7 +113,9 @@ class TokenStore:
 
     def issue(self, origin: UUID | None, name: str = "") -> str:
         """Create a token (a device's when ``origin`` is given, else a relay's); saved."""
-        token = secrets.token_urlsafe(32)
+        # The prefix keeps a token from starting with "-", which a command line would
+        # take for an option (`--token -…`); it also makes a leaked token recognisable.
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         self._grants[_hash(token)] = Grant(origin, name)
         self._save()
         return token

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,13 +64,6 @@ REMOVE: Final = _Remove()
 """Give a field this value in an update to remove the field."""
 
 
-def parse_json(text: str | bytes) -> Any:
-    """A JSON value as peerlog holds it: no ``NaN``/``Infinity`` and no number outside
-    the float range (such values cannot be written back as JSON).  Raises `ValueError`
-    (`json.JSONDecodeError` among them) or `RecursionError` for anything else."""
-    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
-
-
 def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -81,11 +75,36 @@ def _finite(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
+_SIMPLE = re.compile(rb'-?(?:0|[1-9][0-9]{0,15})|"[^"\\\x00-\x1f\x7f-\xff]*"')
+"""Integers and plain ASCII strings: most field values, checked without a parser."""
+_CONSTANTS = {b"true": True, b"false": False, b"null": None}
+
+
+def parse_json(text: str | bytes) -> Any:
+    """A JSON value as peerlog holds it: UTF-8, no ``NaN``/``Infinity`` and no number
+    outside the float range (such values cannot be written back as JSON).  Raises
+    `ValueError` (`json.JSONDecodeError` and `UnicodeDecodeError` among them) or
+    `RecursionError` for anything else."""
+    if isinstance(text, bytes):
+        if text in _CONSTANTS:
+            return _CONSTANTS[text]
+        if _SIMPLE.fullmatch(text):
+            return int(text) if text[0] != 0x22 else text[1:-1].decode()
+        text = text.decode()
+    return _DECODER.decode(text)
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            allow_nan=False)
+
+
 def canonical_json(value: Any) -> bytes:
     """The one encoding of a JSON value: sorted keys, compact, UTF-8, no NaN."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False).encode()
+        return _ENCODER.encode(value).encode()
     except (TypeError, ValueError) as exc:
         raise InvalidArgumentError(f"value is not JSON: {exc}") from exc
 
@@ -265,9 +284,10 @@ def collapse(rows: Sequence[tuple[int | None, bytes]], start: int) -> Collapsed:
     """The registers each operation among log slots ``start, start+1, …`` would set,
     keeping only the highest rank per register.
 
-    Slots that are markers (``ts`` None) or not state operations are skipped.
-    This is the hot path of applying a batch: puts and deletes are grouped by
-    their raw name bytes without decoding anything.
+    Slots that are markers (``ts`` None) or not state operations (as
+    `decode_ops` decides) are skipped.  This is the hot path of applying a
+    batch: puts and deletes are grouped by their raw name bytes without
+    decoding anything, and a key's names are decoded only if it wins.
     """
     unpack = _HEAD.unpack_from
     size = _HEAD.size
@@ -276,14 +296,6 @@ def collapse(rows: Sequence[tuple[int | None, bytes]], start: int) -> Collapsed:
     for index, (ts, payload) in enumerate(rows, start):
         if ts is None or len(payload) < size:
             continue
-        op = payload[0]
-        if op == BATCH:
-            parts = _split_batch(payload)
-            if parts is None or not all(_well_formed(p) for p in parts):
-                continue
-            for part in parts:
-                _register(part, ts, index, whole, fields)
-            continue
         op, tlen, klen = unpack(payload)
         end = size + tlen + klen
         if op == PUT and len(payload) >= end:
@@ -291,8 +303,12 @@ def collapse(rows: Sequence[tuple[int | None, bytes]], start: int) -> Collapsed:
         elif op == DELETE and len(payload) == end:
             rank = (ts, 1, b"")
         else:
-            if op == UPDATE and _well_formed(payload):
-                _register(payload, ts, index, whole, fields)
+            if op == UPDATE:
+                shaped = _update_fields(payload)
+                if shaped is not None:
+                    _claim(payload[1:end], shaped, ts, index, fields)
+            elif op == BATCH:
+                _register_batch(payload, ts, index, whole, fields)
             continue
         names = payload[1:end]
         held = whole.get(names)
@@ -301,28 +317,41 @@ def collapse(rows: Sequence[tuple[int | None, bytes]], start: int) -> Collapsed:
     return Collapsed(whole, fields)
 
 
-def _well_formed(payload: bytes) -> bool:
-    return _decode_one(payload) is not None
-
-
-def _register(payload: bytes, ts: int, index: int, whole: dict[Names, tuple[Rank, int]],
-              fields: dict[tuple[Names, bytes], tuple[Rank, int]]) -> None:
-    """Add one well-formed put, delete or update to the registers."""
-    op, tlen, klen = _HEAD.unpack_from(payload)
+def _update_fields(payload: bytes) -> list[tuple[bytes, bytes | None]] | None:
+    """An update's fields, if it is well formed (names are checked only if they win:
+    `field_problem`)."""
+    _, tlen, klen = _HEAD.unpack_from(payload)
     end = _HEAD.size + tlen + klen
-    names = payload[1:end]
-    if op == UPDATE:
-        for name, value in _split_fields(payload, end) or ():
-            rank: Rank = (ts, 0, value) if value is not None else (ts, 1, b"")
-            slot = (names, name)
-            held = fields.get(slot)
-            if held is None or rank > held[0]:
-                fields[slot] = (rank, index)
+    return _split_fields(payload, end) if len(payload) >= end else None
+
+
+def _claim(names: Names, shaped: list[tuple[bytes, bytes | None]], ts: int, index: int,
+           fields: dict[tuple[Names, bytes], tuple[Rank, int]]) -> None:
+    for name, value in shaped:
+        rank: Rank = (ts, 0, value) if value is not None else (ts, 1, b"")
+        slot = (names, name)
+        held = fields.get(slot)
+        if held is None or rank > held[0]:
+            fields[slot] = (rank, index)
+
+
+def _register_batch(payload: bytes, ts: int, index: int, whole: dict[Names, tuple[Rank, int]],
+                    fields: dict[tuple[Names, bytes], tuple[Rank, int]]) -> None:
+    """Every operation of a batch, or none when any of them is malformed."""
+    parts = _split_batch(payload)
+    if parts is None or any(_decode_one(p) is None for p in parts):
         return
-    rank = (ts, 0, payload[end:]) if op == PUT else (ts, 1, b"")
-    held_whole = whole.get(names)
-    if held_whole is None or rank > held_whole[0]:
-        whole[names] = (rank, index)
+    for part in parts:
+        op, tlen, klen = _HEAD.unpack_from(part)
+        end = _HEAD.size + tlen + klen
+        names = part[1:end]
+        if op == UPDATE:
+            _claim(names, _split_fields(part, end) or [], ts, index, fields)
+            continue
+        rank: Rank = (ts, 0, part[end:]) if op == PUT else (ts, 1, b"")
+        held = whole.get(names)
+        if held is None or rank > held[0]:
+            whole[names] = (rank, index)
 
 
 def merged_value(base_deleted: bool, base: bytes, fields: Sequence[tuple[str, bool, bytes]]

@@ -57,6 +57,8 @@ _SCHEMA = [
         peer BLOB NOT NULL, idx INTEGER NOT NULL,
         PRIMARY KEY (tbl, key, field)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS peerlog_fields_winner ON peerlog_fields(peer, idx)",
+    """CREATE TEMP TABLE IF NOT EXISTS peerlog_touched(tbl TEXT, key TEXT,
+        PRIMARY KEY (tbl, key)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS peerlog_state_skipped(
         peer BLOB NOT NULL, idx INTEGER NOT NULL, reason TEXT NOT NULL,
         PRIMARY KEY (peer, idx)) WITHOUT ROWID""",
@@ -93,7 +95,7 @@ WHERE (excluded.ts, excluded.del, excluded.value)
 def json_problem(value: bytes) -> str:
     """Why ``value`` is not a JSON document peerlog can hold ("" when it is one)."""
     try:
-        parse_json(value.decode())
+        parse_json(value)
     except UnicodeDecodeError:
         return "value is not UTF-8"
     except RecursionError:
@@ -148,19 +150,15 @@ class LwwView:
         had_fields = conn.execute("SELECT 1 FROM peerlog_fields LIMIT 1").fetchone() is not None
         if not registers.fields and not had_fields:
             return  # the common case: puts and deletes on keys no update touched
-        touched: dict[tuple[str, str], list[FieldRegister]] = {}
+        claims: dict[tuple[str, str], list[FieldRegister]] = {}
         for (names, field), (rank, index) in registers.fields.items():
             named = names_of(names)
             if named is not None:
-                touched.setdefault(named, []).append((field.decode(), rank, raw, index))
-        if had_fields:
+                claims.setdefault(named, []).append((field.decode(), rank, raw, index))
+        if had_fields:  # a new base may hide fields held from before
             for table, key, *_ in bases:
-                if (table, key) not in touched and conn.execute(
-                        "SELECT 1 FROM peerlog_fields WHERE tbl = ? AND key = ? LIMIT 1",
-                        (table, key)).fetchone():
-                    touched[(table, key)] = []
-        for (table, key), claims in touched.items():
-            settle(conn, table, key, claims)
+                claims.setdefault((table, key), [])
+        settle(conn, claims)
 
     def erased(self, conn: sqlite3.Connection, peer: UUID, indexes: list[int]) -> None:
         raw = peer.bytes
@@ -179,39 +177,70 @@ def _not_json(registers: Collapsed) -> list[tuple[int, str]]:
     for (_, deleted, value), index in registers.whole.values():
         if not deleted and (why := json_problem(value)):
             bad.setdefault(index, why)
-    for (_, removed, value), index in registers.fields.values():
+    for (_, name), ((_, removed, value), index) in registers.fields.items():
         if not removed and (why := json_problem(value)):
             bad.setdefault(index, why)
+        elif not _utf8(name):
+            bad.setdefault(index, "a field name is not UTF-8")
     return sorted(bad.items())
 
 
-def settle(conn: sqlite3.Connection, table: str, key: str,
-           claims: Sequence[FieldRegister]) -> None:
-    """Take field ``claims`` into a key, drop the fields its base now hides, and store
-    the merged value."""
-    row = conn.execute("SELECT ts, del, value FROM peerlog_state WHERE tbl = ? AND key = ?",
-                       (table, key)).fetchone()
-    if row is None:
-        base: Rank = NO_BASE
-        conn.execute("INSERT INTO peerlog_state(tbl, key, ts, del, value, peer, idx)"
-                     " VALUES (?, ?, ?, ?, ?, x'', -1)", (table, key, *NO_BASE))
-    else:
-        base = (int(row[0]), int(row[1]), bytes(row[2]))
-    above = [(table, key, field, *rank, raw, index)
-             for field, rank, raw, index in claims if rank >= base]
-    if above:
-        conn.executemany(_UPSERT_FIELD, above)
-    conn.execute("DELETE FROM peerlog_fields WHERE tbl = ? AND key = ?"
-                 " AND (ts, del, value) < (?, ?, ?)", (table, key, *base))
-    fields = [(str(f), bool(d), bytes(v)) for f, d, v in conn.execute(
-        "SELECT field, del, value FROM peerlog_fields WHERE tbl = ? AND key = ? ORDER BY field",
-        (table, key))]
+def _utf8(raw: bytes) -> bool:
     try:
-        merged = merged_value(bool(base[1]), base[2], fields)
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def settle(conn: sqlite3.Connection,
+           claims: dict[tuple[str, str], list[FieldRegister]]) -> None:
+    """Take field ``claims`` into their keys, drop the fields each key's base now hides,
+    and store the merged values.  A few statements for any number of keys."""
+    if not claims:
+        return
+    keys = list(claims)
+    conn.executemany(_UPSERT_FIELD, [(t, k, field, *rank, raw, index)
+                                     for (t, k), held in claims.items()
+                                     for field, rank, raw, index in held])
+    conn.executemany(
+        "DELETE FROM peerlog_fields WHERE tbl = ? AND key = ? AND (ts, del, value) <"
+        " (SELECT s.ts, s.del, s.value FROM peerlog_state s WHERE s.tbl = ? AND s.key = ?)",
+        [(t, k, t, k) for t, k in keys])
+    conn.executemany("INSERT OR IGNORE INTO temp.peerlog_touched(tbl, key) VALUES (?, ?)", keys)
+    merged: list[tuple[bytes | None, str, str]] = []
+    held: list[tuple[str, bool, bytes]] = []
+    current: tuple[str, str, int, bytes] | None = None
+    no_base: list[tuple[str, str]] = []
+    for table, key, deleted, value, field, removed, raw in conn.execute(
+            "SELECT t.tbl, t.key, s.del, s.value, f.field, f.del, f.value"
+            " FROM temp.peerlog_touched t"
+            " LEFT JOIN peerlog_state s ON s.tbl = t.tbl AND s.key = t.key"
+            " LEFT JOIN peerlog_fields f ON f.tbl = t.tbl AND f.key = t.key"
+            " ORDER BY t.tbl, t.key, f.field"):
+        if current is None or (table, key) != current[:2]:
+            if current is not None:
+                merged.append((_merged(current, held), current[0], current[1]))
+            if deleted is None:  # only updates ever touched this key
+                no_base.append((table, key))
+                deleted, value = NO_BASE[1], NO_BASE[2]
+            current, held = (table, key, deleted, bytes(value)), []
+        if field is not None:
+            held.append((field, bool(removed), bytes(raw)))
+    if current is not None:
+        merged.append((_merged(current, held), current[0], current[1]))
+    conn.execute("DELETE FROM temp.peerlog_touched")
+    conn.executemany("INSERT INTO peerlog_state(tbl, key, ts, del, value, peer, idx)"
+                     " VALUES (?, ?, ?, ?, ?, x'', -1)", [(t, k, *NO_BASE) for t, k in no_base])
+    conn.executemany("UPDATE peerlog_state SET merged = ? WHERE tbl = ? AND key = ?", merged)
+
+
+def _merged(base: tuple[str, str, int, bytes], fields: list[tuple[str, bool, bytes]]
+            ) -> bytes | None:
+    try:
+        return merged_value(bool(base[2]), base[3], fields)
     except (ValueError, RecursionError):  # a base kept from before values were checked
-        merged = merged_value(True, b"", fields)
-    conn.execute("UPDATE peerlog_state SET merged = ? WHERE tbl = ? AND key = ?",
-                 (merged, table, key))
+        return merged_value(True, b"", fields)
 
 
 def ops_on_key(conn: sqlite3.Connection, table: str, key: str
@@ -252,8 +281,8 @@ def recompute(conn: sqlite3.Connection, table: str, key: str) -> None:
         (ts, deleted, value), raw, index = base
         conn.execute(_UPSERT, (table, key, ts, deleted, value, raw, index))
     if fields:
-        settle(conn, table, key, [(name, rank, raw, index)
-                                  for name, (rank, raw, index) in fields.items()])
+        settle(conn, {(table, key): [(name, rank, raw, index)
+                                     for name, (rank, raw, index) in fields.items()]})
 
 
 __all__ = ["LIVE", "VALUE", "LwwView", "Names", "json_problem", "ops_on_key", "recompute",
