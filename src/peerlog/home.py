@@ -15,7 +15,6 @@ from pathlib import Path
 
 import platformdirs
 
-from peerlog.filelog.names import peer_of_folder
 from peerlog.state import StateStore
 from peerlog.sync.defaults import DATABASE_FILE, SYNC_FILE
 from peerlog.sync.errors import SyncError
@@ -112,6 +111,8 @@ def shared_folder(folder: str) -> Path:
     if not path.is_dir():
         raise HomeError(f"{path} is not a folder")
     names = [n for n in os.listdir(path) if not n.startswith(".")]
+    from peerlog.filelog.names import peer_of_folder  # only commands that sync need it
+
     peers = [n for n in names if peer_of_folder(n) is not None]
     if names and not peers:
         raise HomeError(f"{path} is not a peerlog shared folder: it holds {len(names)} other "

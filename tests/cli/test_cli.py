@@ -230,3 +230,38 @@ def test_a_bad_import_line_imports_nothing(run: Run, tmp_path: Path) -> None:
     assert code == 2
     assert "line 2" in err
     assert run(*a, "export")[1] == ""
+
+
+def test_get_loads_neither_rich_nor_sync_nor_the_extras(tmp_path: Path) -> None:
+    home = str(tmp_path / "a")
+    code = ("import sys\n"
+            "from peerlog.cli.main import main\n"
+            f"main(['--home', {home!r}, 'init', '--json'])\n"
+            f"main(['--home', {home!r}, 'put', 't', 'k', '1'])\n"
+            "for name in list(sys.modules):\n"
+            "    if name.startswith(('rich', 'peerlog.drivers', 'peerlog.filelog')):\n"
+            "        del sys.modules[name]\n"
+            f"main(['--home', {home!r}, 'get', 't', 'k'])\n"
+            "heavy = ('rich', 'httpx', 'psycopg', 'starlette', 'uvicorn', 'watchfiles',\n"
+            "         'peerlog.drivers', 'peerlog.filelog')\n"
+            "print(sorted(n for n in sys.modules if n.startswith(heavy)))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2:] == ["1", "[]"]
+
+
+def test_import_peerlog_loads_names_on_first_use() -> None:
+    code = ("import sys, peerlog\n"
+            "before = 'asyncio' in sys.modules or 'peerlog.device' in sys.modules\n"
+            "peerlog.Device\n"
+            "print(before, 'peerlog.device' in sys.modules, sorted(peerlog.__all__) == "
+            "sorted(set(peerlog.__all__)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["False", "True", "True"]
+
+
+def test_every_public_name_resolves() -> None:
+    for name in peerlog.__all__:
+        assert hasattr(peerlog, name), name

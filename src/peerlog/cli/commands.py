@@ -9,14 +9,11 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
 from peerlog.cli.errors import CliError
-from peerlog.cli.render import console, emit_json, errors, table
-from peerlog.drivers import FolderSync, RelaySync, SyncReport
-from peerlog.filelog import FileLog, SharedFolder, Withheld
+from peerlog.cli.render import console, emit_json, errors, rich_console, table
 from peerlog.home import (
     HomeError,
     home_dir,
@@ -32,6 +29,12 @@ from peerlog.sync.backoff import Backoff
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.errors import CodecError, duration_text
 from peerlog.sync.faces import Deferral
+
+if TYPE_CHECKING:  # imported where used: `peerlog get` should not pay for sync and rich
+    from rich.progress import Progress
+
+    from peerlog.drivers import FolderSync, RelaySync, SyncReport
+    from peerlog.filelog import FileLog, Withheld
 
 BIG_SYNC = 10_000
 """Above this many entries to move, `sync` shows progress bars."""
@@ -233,8 +236,10 @@ async def _sync_rounds(sync: FolderSync | RelaySync, where: str, args: argparse.
 
 
 def _progress(show: bool) -> tuple[Progress, Callable[[UUID, int], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        console=console, disable=not show, transient=True)
+                        console=rich_console(), disable=not show, transient=True)
     task = progress.add_task("taking in entries", total=None)
     return progress, lambda _peer, n: progress.advance(task, n)
 
@@ -256,6 +261,9 @@ async def cmd_sync(args: argparse.Namespace) -> int:
 
 
 async def _sync_folder(args: argparse.Namespace, home: Path, folder: Path) -> int:
+    from peerlog.drivers import FolderSync
+    from peerlog.filelog import FileLog
+
     async with open_device(home) as store:
         save_sync(home, folder=str(folder))
         log = FileLog(folder, store.origin)
@@ -272,6 +280,7 @@ async def _sync_folder(args: argparse.Namespace, home: Path, folder: Path) -> in
 async def _sync_server(args: argparse.Namespace, home: Path, url: str,
                        saved: dict[str, str]) -> int:
     token = _token(args, url, saved)
+    from peerlog.drivers import RelaySync
     from peerlog.net import RemoteReplica
 
     async with open_device(home) as store:
@@ -349,6 +358,8 @@ def _peer_arg(text: str, option: str) -> UUID:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
+    from peerlog.filelog import SharedFolder
+
     withheld: dict[UUID, Withheld] = {}
     async with open_device(home_dir(args.home)) as store:
         here = await store.oplog.cursors()
@@ -425,6 +436,8 @@ def _withheld_cell(held: Withheld | None) -> str:
 
 
 async def cmd_doctor(args: argparse.Namespace) -> int:
+    from peerlog.filelog import SharedFolder
+
     folder = shared_folder(args.folder)
     log = SharedFolder(folder)
     try:

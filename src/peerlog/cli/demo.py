@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.live import Live
 from rich.table import Table
 
-from peerlog.cli.render import console
+from peerlog.cli.render import console, rich_console
 
 
 @dataclass
@@ -75,7 +75,7 @@ async def run_demo(devices: int, changes: int, workdir: Path | None) -> int:
             stdout=asyncio.subprocess.PIPE) for n in range(devices)]
         followers = [asyncio.create_task(_follow(v, p.stdout))  # type: ignore[arg-type]
                      for v, p in zip(views, procs, strict=True)]
-        with Live(render(views, devices, changes, 0), console=console,
+        with Live(render(views, devices, changes, 0), console=rich_console(),
                   refresh_per_second=8) as live:
             while not all(f.done() for f in followers):
                 await asyncio.sleep(0.125)

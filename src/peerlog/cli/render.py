@@ -4,14 +4,41 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich `Console` made on first use: commands that print JSON or nothing (``get``)
+    never import rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+
+_console, _errors = _LazyConsole(), _LazyConsole(stderr=True, soft_wrap=True)
+console = cast("Console", _console)
+errors = cast("Console", _errors)
+
+
+def rich_console() -> Console:
+    """The standard-output `Console` itself, for rich objects that drive it (`Live`,
+    `Progress`)."""
+    return _console.real()
 """Problems a command reports without failing outright go to stderr."""
 
 
@@ -26,10 +53,14 @@ def shown(text: str) -> Text:
     """``text`` as plain terminal output: control characters (escape sequences from a
     hostile device's table or key names) shown as ``\\xNN``, never interpreted, and
     no rich markup."""
+    from rich.text import Text
+
     return Text(text.translate(_CONTROL).encode("utf-8", "backslashreplace").decode())
 
 
 def table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.table import Table
+
     out = Table(title=shown(title) if title is not None else None, title_justify="left")
     for column in columns:
         out.add_column(column, overflow="fold")
