@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -11,32 +14,50 @@ from tests.helpers import free_port
 from tests.processes import peerlog, start_relay
 
 
-def test_two_devices_sync_through_a_relay(tmp_path: Path) -> None:
+@dataclass
+class TwoDevices:
+    """Devices ``a`` and ``b`` (homes), their peer ids and tokens, and the relay's URL."""
+
+    a: str
+    b: str
+    ids: list[str]
+    token_a: str
+    token_b: str
+    tokens: Path
+    url: str
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[TwoDevices]:
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     ids = [json.loads(peerlog("--home", h, "init", "--json").stdout)["peer_id"] for h in (a, b)]
-    tokens = str(tmp_path / "tokens.json")
-    token_a, token_b = (peerlog("token", "--tokens", tokens, "--device", i).stdout.strip()
+    tokens = tmp_path / "tokens.json"
+    token_a, token_b = (peerlog("token", "--tokens", str(tokens), "--device", i).stdout.strip()
                         for i in ids)
     port = free_port()
     server = start_relay(f"sqlite:{tmp_path}/relay.db", port, tokens)
-    url = f"http://127.0.0.1:{port}"
     try:
-        peerlog("--home", a, "put", "notes", "n1", '"from a"')
-        peerlog("--home", b, "put", "notes", "n2", '"from b"')
-        for home, token in ((a, token_a), (b, token_b), (a, token_a)):
-            done = peerlog("--home", home, "sync", "--server", url, "--token", token, "--json")
-            assert done.returncode == 0, done.stderr
-        for home in (a, b):
-            listing = peerlog("--home", home, "ls", "notes", "--json")
-            assert json.loads(listing.stdout) == {"n1": "from a", "n2": "from b"}
-        # A device token cannot be used to write another device's changes.
-        peerlog("--home", b, "put", "notes", "n3", '"from b again"')
-        stolen = peerlog("--home", b, "sync", "--server", url, "--token", token_a)
-        assert stolen.returncode == 1
-        assert "403" in stolen.stderr
+        yield TwoDevices(a, b, ids, token_a, token_b, tokens, f"http://127.0.0.1:{port}")
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_two_devices_sync_through_a_relay(relay: TwoDevices) -> None:
+    a, b, token_a, token_b, url = relay.a, relay.b, relay.token_a, relay.token_b, relay.url
+    peerlog("--home", a, "put", "notes", "n1", '"from a"')
+    peerlog("--home", b, "put", "notes", "n2", '"from b"')
+    for home, token in ((a, token_a), (b, token_b), (a, token_a)):
+        done = peerlog("--home", home, "sync", "--server", url, "--token", token, "--json")
+        assert done.returncode == 0, done.stderr
+    for home in (a, b):
+        listing = peerlog("--home", home, "ls", "notes", "--json")
+        assert json.loads(listing.stdout) == {"n1": "from a", "n2": "from b"}
+    # A device token cannot be used to write another device's changes.
+    peerlog("--home", b, "put", "notes", "n3", '"from b again"')
+    stolen = peerlog("--home", b, "sync", "--server", url, "--token", token_a)
+    assert stolen.returncode == 1
+    assert "403" in stolen.stderr
 
 
 def test_sync_needs_a_token_for_a_server(tmp_path: Path) -> None:
@@ -54,38 +75,27 @@ def test_serve_refuses_an_unknown_database_url(tmp_path: Path, db: str) -> None:
     assert "sqlite:PATH or postgresql" in done.stderr
 
 
-def test_a_copied_device_continues_through_a_relay_with_its_own_token(tmp_path: Path) -> None:
-    import shutil
-
-    a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    ids = [json.loads(peerlog("--home", h, "init", "--json").stdout)["peer_id"] for h in (a, b)]
-    tokens = tmp_path / "tokens.json"
-    token_a, token_b = (peerlog("token", "--tokens", str(tokens), "--device", i).stdout.strip()
-                        for i in ids)
-    port = free_port()
-    server = start_relay(f"sqlite:{tmp_path}/relay.db", port, tokens)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        peerlog("--home", a, "put", "notes", "shared", '"before the copy"')
-        assert peerlog("--home", a, "sync", "--server", url, "--token", token_a).returncode == 0
-        shutil.copytree(a, tmp_path / "copy")
-        copy = str(tmp_path / "copy")
-        peerlog("--home", a, "put", "notes", "a", '"the original\'s"')
-        peerlog("--home", copy, "put", "notes", "copy", '"the copy\'s"')
-        assert peerlog("--home", a, "sync").returncode == 0
-        done = peerlog("--home", copy, "sync")  # the remembered server and token
-        assert done.returncode == 0, done.stderr
-        assert "continues as device" in done.stderr
-        for home in (a, b, copy, a):
-            assert peerlog("--home", home, "sync", "--server", url, "--token",
-                           token_b if home == b else token_a).returncode == 0
-        expected = {"shared": "before the copy", "a": "the original's", "copy": "the copy's"}
-        for home in (a, b, copy):
-            listing = peerlog("--home", home, "ls", "notes", "--json")
-            assert json.loads(listing.stdout) == expected
-        grant = next(g for g in json.loads(tokens.read_text())["tokens"].values()
-                     if g["origin"] == ids[0])
-        assert len(grant["continued"]) == 1
-    finally:
-        server.terminate()
-        server.wait(10)
+def test_a_copied_device_continues_through_a_relay_with_its_own_token(
+        relay: TwoDevices, tmp_path: Path) -> None:
+    a, b, url = relay.a, relay.b, relay.url
+    peerlog("--home", a, "put", "notes", "shared", '"before the copy"')
+    assert peerlog("--home", a, "sync", "--server", url, "--token",
+                   relay.token_a).returncode == 0
+    shutil.copytree(a, tmp_path / "copy")
+    copy = str(tmp_path / "copy")
+    peerlog("--home", a, "put", "notes", "a", '"the original\'s"')
+    peerlog("--home", copy, "put", "notes", "copy", '"the copy\'s"')
+    assert peerlog("--home", a, "sync").returncode == 0
+    done = peerlog("--home", copy, "sync")  # the remembered server and token
+    assert done.returncode == 0, done.stderr
+    assert "continues as device" in done.stderr
+    for home in (a, b, copy, a):
+        token = relay.token_b if home == b else relay.token_a
+        assert peerlog("--home", home, "sync", "--server", url, "--token", token).returncode == 0
+    expected = {"shared": "before the copy", "a": "the original's", "copy": "the copy's"}
+    for home in (a, b, copy):
+        listing = peerlog("--home", home, "ls", "notes", "--json")
+        assert json.loads(listing.stdout) == expected
+    grant = next(g for g in json.loads(relay.tokens.read_text())["tokens"].values()
+                 if g["origin"] == relay.ids[0])
+    assert len(grant["continued"]) == 1

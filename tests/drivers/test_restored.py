@@ -29,14 +29,23 @@ def sync(request: pytest.FixtureRequest) -> Sync:
     return request.param  # type: ignore[no-any-return]
 
 
+async def published_then_copied(db: Path, copy: Path, shared: Path, sync: Sync, /,
+                                **notes: str) -> None:
+    """A device that wrote ``notes`` and synced, then copied (a backup, or a clone)."""
+    async with StateStore(db) as store:
+        for key, value in notes.items():
+            await store.put("notes", key, value)
+        await sync(store, shared)
+    shutil.copy(db, copy)
+
+
 async def test_a_device_restored_from_a_backup_and_changed_continues_as_a_new_origin(
         tmp_path: Path, shared: Path, sync: Sync) -> None:
-    async with StateStore(tmp_path / "a.db") as a:
-        for i in range(3):
-            await a.put("notes", f"n{i}", "before the backup")
-        await sync(a, shared)
-        old = a.origin
-    shutil.copy(tmp_path / "a.db", tmp_path / "backup.db")
+    await published_then_copied(tmp_path / "a.db", tmp_path / "backup.db", shared, sync,
+                                n0="before the backup", n1="before the backup",
+                                n2="before the backup")
+    async with StateStore(tmp_path / "backup.db") as backup:
+        old = backup.origin
     async with StateStore(tmp_path / "a.db") as a:
         await a.put("notes", "n3", "after the backup, published")
         await sync(a, shared)
@@ -65,10 +74,8 @@ async def test_a_device_restored_from_a_backup_and_changed_continues_as_a_new_or
 
 async def test_a_copied_home_and_its_original_both_keep_syncing(tmp_path: Path, shared: Path,
                                                                 sync: Sync) -> None:
-    async with StateStore(tmp_path / "a.db") as a:
-        await a.put("notes", "shared", "from before the copy")
-        await sync(a, shared)
-    shutil.copy(tmp_path / "a.db", tmp_path / "clone.db")
+    await published_then_copied(tmp_path / "a.db", tmp_path / "clone.db", shared, sync,
+                                **{"shared": "from before the copy"})
     async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "clone.db") as clone:
         await a.put("notes", "a", "the original's edit")
         await clone.put("notes", "clone", "the clone's edit")
@@ -86,10 +93,8 @@ async def test_a_copied_home_and_its_original_both_keep_syncing(tmp_path: Path, 
 
 async def test_a_restored_device_with_no_new_edits_just_catches_up(tmp_path: Path, shared: Path,
                                                                    sync: Sync) -> None:
-    async with StateStore(tmp_path / "a.db") as a:
-        await a.put("notes", "1", "one")
-        await sync(a, shared)
-    shutil.copy(tmp_path / "a.db", tmp_path / "backup.db")
+    await published_then_copied(tmp_path / "a.db", tmp_path / "backup.db", shared, sync,
+                                **{"1": "one"})
     async with StateStore(tmp_path / "a.db") as a:
         await a.put("notes", "2", "two")
         await sync(a, shared)
