@@ -303,10 +303,27 @@ def collapse(rows: Sequence[tuple[int | None, bytes]], start: int) -> Collapsed:
         elif op == DELETE and len(payload) == end:
             rank = (ts, 1, b"")
         else:
-            if op == UPDATE:
-                shaped = _update_fields(payload)
-                if shaped is not None:
-                    _claim(payload[1:end], shaped, ts, index, fields)
+            if op == UPDATE and len(payload) >= end:
+                # Inlined _split_fields + _claim: updates are the hot path of field merges.
+                names, at, stop, claims = payload[1:end], end, len(payload), []
+                while at + 2 <= stop:
+                    flen = (payload[at] << 8) | payload[at + 1]
+                    name, at = payload[at + 2:at + 2 + flen], at + 2 + flen
+                    if at + 4 > stop:
+                        break
+                    vlen = int.from_bytes(payload[at:at + 4], "big")
+                    at += 4
+                    if at + vlen > stop:
+                        break
+                    claims.append(((names, name), (ts, 0, payload[at:at + vlen])
+                                   if vlen else (ts, 1, b"")))
+                    at += vlen
+                if at != stop or not claims:
+                    continue  # malformed: not a state operation
+                for slot, rank in claims:
+                    held_field = fields.get(slot)
+                    if held_field is None or rank > held_field[0]:
+                        fields[slot] = (rank, index)
             elif op == BATCH:
                 _register_batch(payload, ts, index, whole, fields)
             continue
@@ -315,14 +332,6 @@ def collapse(rows: Sequence[tuple[int | None, bytes]], start: int) -> Collapsed:
         if held is None or rank > held[0]:
             whole[names] = (rank, index)
     return Collapsed(whole, fields)
-
-
-def _update_fields(payload: bytes) -> list[tuple[bytes, bytes | None]] | None:
-    """An update's fields, if it is well formed (names are checked only if they win:
-    `field_problem`)."""
-    _, tlen, klen = _HEAD.unpack_from(payload)
-    end = _HEAD.size + tlen + klen
-    return _split_fields(payload, end) if len(payload) >= end else None
 
 
 def _claim(names: Names, shaped: list[tuple[bytes, bytes | None]], ts: int, index: int,
