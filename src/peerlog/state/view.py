@@ -50,13 +50,14 @@ _SCHEMA = [
         ts INTEGER NOT NULL, del INTEGER NOT NULL, value BLOB NOT NULL,
         peer BLOB NOT NULL, idx INTEGER NOT NULL, merged BLOB,
         PRIMARY KEY (tbl, key)) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS peerlog_state_winner ON peerlog_state(peer, idx)",
+    # 0.1 indexed the winners by (peer, idx) for erasures; every upsert paid for it, and
+    # an erasure recomputes from a scan of the log anyway (see `LwwView.erased`).
+    "DROP INDEX IF EXISTS peerlog_state_winner",
     """CREATE TABLE IF NOT EXISTS peerlog_fields(
         tbl TEXT NOT NULL, key TEXT NOT NULL, field TEXT NOT NULL,
         ts INTEGER NOT NULL, del INTEGER NOT NULL, value BLOB NOT NULL,
         peer BLOB NOT NULL, idx INTEGER NOT NULL,
         PRIMARY KEY (tbl, key, field)) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS peerlog_fields_winner ON peerlog_fields(peer, idx)",
     """CREATE TEMP TABLE IF NOT EXISTS peerlog_touched(tbl TEXT, key TEXT,
         PRIMARY KEY (tbl, key)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS peerlog_state_skipped(
@@ -151,7 +152,11 @@ class LwwView:
         if not registers.fields and not had_fields:
             return  # the common case: puts and deletes on keys no update touched
         claims: dict[tuple[str, str], list[FieldRegister]] = {}
+        whole = registers.whole
         for (names, field), (rank, index) in registers.fields.items():
+            base = whole.get(names)
+            if base is not None and rank < base[0]:
+                continue  # hidden by a put or delete of this very batch
             named = names_of(names)
             if named is not None:
                 claims.setdefault(named, []).append((field.decode(), rank, raw, index))
