@@ -143,6 +143,7 @@ class SqliteOplog(AsyncClosing):
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA temp_store=MEMORY")  # the state view's scratch table
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # Statement by statement: executescript() would COMMIT the
