@@ -87,3 +87,57 @@ def test_the_todo_example_syncs_two_devices(tmp_path: Path, shared: Path) -> Non
     assert todo(phone, "--folder", str(shared), "list") == "1. [ ] call mum\n"
     todo(phone, "done", "1")  # the folder is remembered
     assert todo(laptop, "list") == "1. [x] call mum\n"
+
+
+async def test_update_transaction_and_history_through_the_device(tmp_path: Path,
+                                                                 shared: Path) -> None:
+    async with peerlog.open(tmp_path / "a", folder=shared, live=False) as a, \
+            peerlog.open(tmp_path / "b", folder=shared, live=False) as b:
+        await a.put("todos", "1", {"title": "call mum", "done": False})
+        await a.sync_now()
+        await b.sync_now()
+        await a.update("todos", "1", {"title": "call mum about Sunday"})
+        await b.update("todos", "1", {"done": True})
+        async with b.transaction() as tx:
+            tx.put("todos", "2", {"title": "milk"})
+            tx.update("todos", "2", {"done": False})
+        for device in (a, b, a):
+            await device.sync_now()
+        for device in (a, b):
+            assert await device.get("todos", "1") == {"title": "call mum about Sunday",
+                                                      "done": True}
+            assert await device.get("todos", "2") == {"title": "milk", "done": False}
+        kinds = [(h.kind, h.outcome) for h in await a.history("todos", "1")]
+        assert kinds == [("put", "wins"), ("update", "wins"), ("update", "wins")]
+
+
+def test_the_blocking_device_has_the_same_writes(tmp_path: Path) -> None:
+    with peerlog.connect(tmp_path / "a") as device:
+        device.put("t", "k", {"a": 1, "b": 2})
+        device.update("t", "k", {"b": peerlog.REMOVE, "c": 3})
+        with device.transaction() as tx:
+            tx.put("t", "x", 1)
+            tx.delete("t", "k")
+        assert tx.index == 2
+        assert device.put_many("t", {"y": 2, "z": 3}) == 3
+        assert device.items("t") == [("x", 1), ("y", 2), ("z", 3)]
+        assert [h.kind for h in device.history("t", "k")] == ["put", "update", "delete"]
+
+
+async def test_the_device_status_says_when_it_continued_as_a_new_id(tmp_path: Path,
+                                                                   shared: Path) -> None:
+    import shutil
+
+    async with peerlog.open(tmp_path / "a", folder=shared, live=False) as a:
+        await a.put("t", "k", "published")
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")
+    async with peerlog.open(tmp_path / "copy", live=False) as copy:
+        old = copy.peer_id
+        await copy.put("t", "c", "the copy's")
+        async with peerlog.open(tmp_path / "a", live=False) as a:  # publishes on close
+            await a.put("t", "a", "the original's")
+        report = await copy.sync_now()
+        assert report.continued is not None
+        assert copy.status.continued == report.continued
+        assert copy.status.peer_id == copy.peer_id == report.continued.new != old
+        assert await copy.get("t", "a") == "the original's"
