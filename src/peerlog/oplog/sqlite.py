@@ -144,6 +144,7 @@ class SqliteOplog(AsyncClosing):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA temp_store=MEMORY")  # the state view's scratch table
+            conn.execute(f"PRAGMA cache_size={-defaults.SQLITE_CACHE_KIB}")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # Statement by statement: executescript() would COMMIT the

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import json
+import json.scanner
 import re
 import struct
 from collections.abc import Iterator, Mapping, Sequence
@@ -83,18 +84,30 @@ _SIMPLE = re.compile(rb'-?(?:0|[1-9][0-9]{0,15})|"[^"\\\x00-\x1f\x7f-\xff]*"')
 _CONSTANTS = {b"true": True, b"false": False, b"null": None}
 
 
+_SCAN = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]
+
+
 def parse_json(text: str | bytes) -> Any:
     """A JSON value as peerlog holds it: UTF-8, no ``NaN``/``Infinity`` and no number
     outside the float range (such values cannot be written back as JSON).  Raises
     `ValueError` (`json.JSONDecodeError` and `UnicodeDecodeError` among them) or
     `RecursionError` for anything else."""
     if isinstance(text, bytes):
-        if text in _CONSTANTS:
-            return _CONSTANTS[text]
-        if _SIMPLE.fullmatch(text):
-            return int(text) if text[0] != 0x22 else text[1:-1].decode()
+        if text[:1] not in (b"{", b"["):
+            if text in _CONSTANTS:
+                return _CONSTANTS[text]
+            if _SIMPLE.fullmatch(text):
+                return int(text) if text[0] != 0x22 else text[1:-1].decode()
         text = text.decode()
-    return _DECODER.decode(text)
+    # The scanner alone, when the whole text is one value with no surrounding space (as
+    # canonical JSON is): the decoder's wrappers cost more than the scan on small values.
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        end = -1
+    if end == len(text):
+        return value
+    return _DECODER.decode(text)  # the exact error, or a value with spaces around it
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,

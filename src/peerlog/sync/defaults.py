@@ -12,6 +12,10 @@ from __future__ import annotations
 
 DEFAULT_READ_BATCH = 10_000
 """Entries one `read_since` returns when no smaller ``limit`` is given."""
+SQLITE_CACHE_KIB = 64 << 10
+"""The most page cache one SQLite oplog connection keeps: 64 MiB (SQLite's default is
+2 MiB).  A catch-up of a large state touches keys all over the state's b-tree; measured
+on 200,000 changes to 100,000 keys, 14% faster than the default."""
 DEFAULT_APPLY_BATCH = 5_000
 """Entries a driver reads per round trip before applying them."""
 MAX_ENTRY_BYTES = 4 << 20
