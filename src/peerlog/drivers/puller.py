@@ -14,10 +14,10 @@ from uuid import UUID
 
 from peerlog.sync.batch import byte_chunks
 from peerlog.sync.cursors import PeerCursors
-from peerlog.sync.defaults import DEFAULT_APPLY_BATCH
+from peerlog.sync.defaults import BULK_THRESHOLD, DEFAULT_APPLY_BATCH
 from peerlog.sync.entry import DecodedEntry, Expunged
 from peerlog.sync.errors import CodecError, DeferredError, DivergenceError
-from peerlog.sync.faces import HasErasures, LogProcessor, LogSource
+from peerlog.sync.faces import BulkApply, HasErasures, LogProcessor, LogSource
 from peerlog.sync.watch import watching
 
 log = logging.getLogger(__name__)
@@ -69,16 +69,24 @@ class Puller:
         """Copy what ``target`` lacks up to ``ahead`` (the source's known cursors), and
         every erasure the source holds of entries the target already has."""
         have = await self.target.cursors()
-        copied = 0
         self.deferred = {}
-        for peer, (lo, hi) in have.gaps(ahead).items():
-            if not self._copies(peer):
-                continue
+        gaps = {p: gap for p, gap in have.gaps(ahead).items() if self._copies(p)}
+        if sum(hi - lo for lo, hi in gaps.values()) >= BULK_THRESHOLD \
+                and isinstance(self.target, BulkApply):
+            async with self.target.bulk():  # a long catch-up: few durable commits
+                copied = await self._copy_gaps(gaps)
+        else:
+            copied = await self._copy_gaps(gaps)
+        return copied + await self._erase(ahead)
+
+    async def _copy_gaps(self, gaps: dict[UUID, tuple[int, int]]) -> int:
+        copied = 0
+        for peer, (lo, hi) in gaps.items():
             try:
                 copied += await self._copy(peer, lo, hi)
             except DivergenceError as exc:
                 self._diverge(peer, exc)
-        return copied + await self._erase(ahead)
+        return copied
 
     def _copies(self, peer: UUID) -> bool:
         return (peer not in self.skip and peer not in self.diverged

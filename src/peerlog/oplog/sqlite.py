@@ -24,12 +24,14 @@ a lock upgrade.  Other processes' commits are noticed through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -110,6 +112,7 @@ class SqliteOplog(AsyncClosing):
     ) -> None:
         self._path = os.fspath(path)
         self._max_skew_ms = max_skew_ms
+        self._bulk: _Bulk | None = None
         self._read_batch = read_batch
         self._poll_interval = poll_interval
         self._hooks = tuple(hooks)
@@ -301,7 +304,14 @@ class SqliteOplog(AsyncClosing):
         rows: list[Row],
     ) -> int:
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        bulk = self._bulk
+        if bulk is not None:
+            if not bulk.open:
+                conn.execute("BEGIN IMMEDIATE")
+                bulk.open = True
+            conn.execute("SAVEPOINT peerlog_apply")
+        else:
+            conn.execute("BEGIN IMMEDIATE")
         try:
             pid = self._pid(peer, create=True)
             assert pid is not None
@@ -330,21 +340,83 @@ class SqliteOplog(AsyncClosing):
                 for hook in self._hooks:
                     hook.applied(conn, peer, plan.tail_start, plan.tail)
                 self._observe(plan.tail, peer)
-            conn.execute("COMMIT")
+            conn.execute("COMMIT" if bulk is None else "RELEASE peerlog_apply")
         except DeferredError as exc:
-            _rollback(conn)
-            self._pids.pop(peer, None)
+            self._undo_apply(peer)
             conn.execute("INSERT OR REPLACE INTO peerlog_deferred(peer, idx, ts, ahead_ms)"
                          " VALUES (?, ?, ?, ?)", (peer.bytes, exc.index, exc.ts, exc.ahead_ms))
             raise
         except BaseException:
-            _rollback(conn)
-            # The peer row may have been created by this very transaction.
-            self._pids.pop(peer, None)
+            self._undo_apply(peer)
             raise
         if plan.tail:
-            self._announce(loop, {peer: plan.tail_start + len(plan.tail)})
+            moved = {peer: plan.tail_start + len(plan.tail)}
+            if bulk is None:
+                self._announce(loop, moved)
+            else:
+                bulk.moved.update(moved)
+                bulk.pending += len(plan.tail)
+                if bulk.pending >= bulk.commit_every:
+                    self._bulk_commit(loop)
         return plan.new
+
+    def _undo_apply(self, peer: UUID) -> None:
+        """Undo one failed `apply_many`: its transaction, or its savepoint in a bulk."""
+        conn, bulk = self._conn, self._bulk
+        # The peer row may have been created by this very transaction.
+        self._pids.pop(peer, None)
+        if bulk is None or not conn.in_transaction:
+            _rollback(conn)
+            if bulk is not None and bulk.open:  # SQLite rolled the whole bulk back itself
+                bulk.open, bulk.pending, bulk.moved = False, 0, {}
+                self._pids.clear()
+            return
+        conn.execute("ROLLBACK TO peerlog_apply")
+        conn.execute("RELEASE peerlog_apply")
+
+    # -- bulk catch-ups --------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def bulk(self, commit_every: int = defaults.BULK_COMMIT_ENTRIES
+                   ) -> AsyncIterator[None]:
+        """Group the `apply_many` calls made inside into few durable commits.
+
+        For a large catch-up (a new device taking in a long history): each
+        `apply_many` stays all or nothing (a savepoint), but the database
+        commits, and watchers hear of it, only every ``commit_every`` new
+        entries and at the end, instead of once per batch.  A crash loses at
+        most the entries since the last commit; the cursors then say where to
+        resume.  A local `append` meanwhile commits what came before it first,
+        so it is durable when it returns, as always.  Nested uses share one.
+        """
+        if self._bulk is not None:
+            yield
+            return
+        await self._run(self._bulk_start, commit_every)
+        try:
+            yield
+        finally:
+            if not self._closed:
+                await self._run(self._bulk_end)
+
+    def _bulk_start(self, _loop: asyncio.AbstractEventLoop, commit_every: int) -> None:
+        self._bulk = _Bulk(max(commit_every, 1))
+
+    def _bulk_end(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        try:
+            self._bulk_commit(loop)
+        finally:
+            self._bulk = None
+
+    def _bulk_commit(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Commit a bulk's open transaction (the next apply begins a new one)."""
+        bulk = self._bulk
+        if bulk is None or not bulk.open:
+            return
+        self._conn.execute("COMMIT")
+        moved, bulk.open, bulk.pending, bulk.moved = bulk.moved, False, 0, {}
+        if moved and loop is not None:
+            self._announce(loop, moved)
 
     def _defer_future(self, peer: UUID, start: int, rows: list[Row]) -> None:
         """Raise `DeferredError` at the first entry stamped beyond ``max_skew_ms``."""
@@ -397,6 +469,7 @@ class SqliteOplog(AsyncClosing):
         self, loop: asyncio.AbstractEventLoop, payloads: list[bytes]
     ) -> list[tuple[int, Entry]]:
         conn = self._conn
+        self._bulk_commit(loop)  # a local change is durable on return, bulk or not
         conn.execute("BEGIN IMMEDIATE")
         try:
             pid = self._pid(self._origin, create=True)
@@ -444,6 +517,7 @@ class SqliteOplog(AsyncClosing):
         conn = self._conn
         old = self._origin
         new = uuid.uuid4()
+        self._bulk_commit(loop)
         conn.execute("BEGIN IMMEDIATE")
         try:
             pid = self._pid(old, create=True)
@@ -597,6 +671,8 @@ class SqliteOplog(AsyncClosing):
         self._hub.close()
         self._stop_poller()
         loop = asyncio.get_running_loop()
+        if self._bulk is not None:  # what a bulk applied is kept
+            await loop.run_in_executor(self._executor, self._bulk_end, None)
         await loop.run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=True)
 
@@ -605,6 +681,16 @@ class SqliteOplog(AsyncClosing):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<SqliteOplog {self._path!r} origin={self._origin} {state}>"
+
+
+@dataclass(slots=True)
+class _Bulk:
+    """An open `SqliteOplog.bulk`: its transaction, and what it has not committed yet."""
+
+    commit_every: int
+    open: bool = False
+    pending: int = 0
+    moved: dict[UUID, int] = field(default_factory=dict)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

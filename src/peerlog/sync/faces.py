@@ -6,6 +6,7 @@ Any object with the right methods qualifies; nothing here needs subclassing.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -101,6 +102,16 @@ class HasErasures(Protocol):
     async def erased(self) -> dict[UUID, list[tuple[int, bytes]]]:
         """Every origin's expunged slots: ``(index, digest)``, ascending; one call for all
         origins, so a driver pays one round trip per sync, not one per origin."""
+        ...
+
+
+@runtime_checkable
+class BulkApply(Protocol):
+    """A processor that can group many `apply_many` calls into few durable commits
+    (`SqliteOplog.bulk`); `Puller` uses it for long catch-ups."""
+
+    def bulk(self, commit_every: int = ...) -> AbstractAsyncContextManager[None]:
+        """Inside, each `apply_many` stays all or nothing; commits are grouped."""
         ...
 
 
