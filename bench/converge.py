@@ -28,11 +28,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
 import tempfile
 import time
 from pathlib import Path
 
+from bench.bare import bare_replay
 from peerlog import Entry, FileLog, FileLogIngester, FileLogPublisher, SqliteOplog, StateStore
 from peerlog.state.ops import encode_put, encode_update
 
@@ -76,26 +76,7 @@ async def _state_apply(entries: list[Entry], source: StateStore, path: Path) -> 
 
 
 def _bare_upsert(entries: list[Entry], path: Path) -> float:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("CREATE TABLE entries(peer INTEGER, idx INTEGER, ts INTEGER, body BLOB,"
-                 " PRIMARY KEY (peer, idx)) WITHOUT ROWID")
-    conn.execute("CREATE TABLE state(tbl TEXT, key TEXT, ts INTEGER, value BLOB,"
-                 " PRIMARY KEY (tbl, key)) WITHOUT ROWID")
-    rows = [(i, e.ts, e.payload) for i, e in enumerate(entries)]
-    upserts = [("items", e.payload[5:5 + 8], e.ts, e.payload) for e in entries]
-    started = time.perf_counter()
-    for lo in range(0, len(rows), BATCH):
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO entries VALUES (1, ?, ?, ?)", rows[lo:lo + BATCH])
-        conn.executemany("INSERT INTO state VALUES (?, ?, ?, ?) ON CONFLICT(tbl, key) DO UPDATE"
-                         " SET ts = excluded.ts, value = excluded.value"
-                         " WHERE excluded.ts > state.ts", upserts[lo:lo + BATCH])
-        conn.execute("COMMIT")
-    rate = len(rows) / (time.perf_counter() - started)
-    conn.close()
-    return rate
+    return bare_replay(path, entries, batch=BATCH)
 
 
 async def raw_rate(folder: Path, source: StateStore, tmp: Path) -> float:

@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
 import tempfile
 import time
 from pathlib import Path
 
+from bench.bare import bare_replay
 from peerlog import Entry, FileLog, FileLogPublisher, FolderSync, StateStore
 from peerlog.state.ops import encode_put
 
@@ -54,28 +54,7 @@ async def replay(path: Path, folder: Path) -> tuple[float, str]:
 
 
 def raw(path: Path, entries: list[Entry]) -> float:
-    conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "cache_size=-262144"):
-        conn.execute(f"PRAGMA {pragma}")
-    conn.execute("CREATE TABLE entries(peer INTEGER, idx INTEGER, ts INTEGER, body BLOB,"
-                 " PRIMARY KEY (peer, idx)) WITHOUT ROWID")
-    conn.execute("CREATE TABLE state(tbl TEXT, key TEXT, ts INTEGER, value BLOB,"
-                 " PRIMARY KEY (tbl, key)) WITHOUT ROWID")
-    rows = [(i, e.ts, e.payload) for i, e in enumerate(entries)]
-    # Payload layout (docs/file-format.md §7): op, u16 table length, u16 key length,
-    # "items" (5 bytes), the 11-byte key, then the value.
-    upserts = [("items", e.payload[10:21].decode(), e.ts, e.payload[21:]) for e in entries]
-    started = time.perf_counter()
-    for lo in range(0, len(rows), RAW_BATCH):
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO entries VALUES (1, ?, ?, ?)", rows[lo:lo + RAW_BATCH])
-        conn.executemany("INSERT INTO state VALUES (?, ?, ?, ?) ON CONFLICT(tbl, key) DO UPDATE"
-                         " SET ts = excluded.ts, value = excluded.value"
-                         " WHERE excluded.ts > state.ts", upserts[lo:lo + RAW_BATCH])
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return len(rows) / elapsed
+    return bare_replay(path, entries, batch=RAW_BATCH, cache_kib=262_144)
 
 
 async def main() -> None:
