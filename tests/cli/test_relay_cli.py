@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -99,3 +100,35 @@ def test_a_copied_device_continues_through_a_relay_with_its_own_token(
     grant = next(g for g in json.loads(relay.tokens.read_text())["tokens"].values()
                  if g["origin"] == relay.ids[0])
     assert len(grant["continued"]) == 1
+
+
+def test_a_claim_lost_before_it_reached_the_relay_is_made_on_the_next_sync(
+        relay: TwoDevices) -> None:
+    import asyncio
+
+    from peerlog import StateStore
+
+    a, url = relay.a, relay.url
+    peerlog("--home", a, "put", "notes", "1", '"one"')
+    assert peerlog("--home", a, "sync", "--server", url, "--token",
+                   relay.token_a).returncode == 0
+
+    async def fork_without_telling_the_relay() -> str:
+        async with StateStore(Path(a) / "device.sqlite") as store:
+            await store.put("notes", "2", "two")
+            new, carried = await store.oplog.continue_as_new_origin(1)
+            assert carried == 1
+        async with StateStore(Path(a) / "device.sqlite") as again:
+            assert again.oplog.forked_from == UUID(relay.ids[0])
+        return str(new)
+
+    new = asyncio.run(fork_without_telling_the_relay())
+    done = peerlog("--home", a, "sync")
+    assert done.returncode == 0, done.stderr
+    assert peerlog("--home", relay.b, "sync", "--server", url, "--token",
+                   relay.token_b).returncode == 0
+    listing = peerlog("--home", relay.b, "ls", "notes", "--json")
+    assert json.loads(listing.stdout) == {"1": "one", "2": "two"}
+    grant = next(g for g in json.loads(relay.tokens.read_text())["tokens"].values()
+                 if g["origin"] == relay.ids[0])
+    assert grant["continued"] == [new]

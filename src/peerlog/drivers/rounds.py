@@ -18,6 +18,7 @@ end it, since retrying cannot fix that.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -251,6 +252,13 @@ class RelaySync(_Live):
         origin = self.oplog.origin
         held = (await self.oplog.cursors()).of(origin)
         there = (await self.remote.cursors()).of(origin)
+        forked_from = self.oplog.forked_from
+        if forked_from is not None and there == 0 and held:
+            # A device that continued as a new origin: (again) ask the relay to let its
+            # token write it; a claim lost to a crash or an outage is retried here.  A
+            # refusal is not final: the token may have been issued for the new id.
+            with contextlib.suppress(AccessDeniedError):
+                await self._claim(forked_from, origin)
         if await agrees_at(self.oplog, self.remote, origin, min(held, there) - 1):
             if there > held:  # restored from a backup: take this device's entries back
                 log.warning("the relay holds %d entries of this device the oplog lacks "
@@ -263,11 +271,16 @@ class RelaySync(_Live):
                 return pushed
         # This device's own log forked on the relay (a restored backup, a copied home).
         report.continued = await continue_as_new(self.oplog, self.remote)
-        claim = getattr(self.remote, "continue_origin", None)
-        if claim is not None:  # a device token must be allowed to write the new origin
-            await claim(report.continued.old, report.continued.new)
+        await self._claim(report.continued.old, report.continued.new)
         self._drivers()
         return await self._push()
+
+    async def _claim(self, old: UUID, new: UUID) -> None:
+        """Let this device's token write ``new`` too (a relay reached over HTTP needs it;
+        a replica used directly has no tokens)."""
+        claim = getattr(self.remote, "continue_origin", None)
+        if claim is not None:
+            await claim(old, new)
 
     async def _push(self) -> int:
         origin = self.oplog.origin

@@ -98,7 +98,10 @@ class RemoteReplica(AsyncClosing):
     def url(self) -> str:
         return self._url
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, *, passing: tuple[int, ...] = (),
+                       **kwargs: Any) -> httpx.Response:
+        """The relay's answer; an error status raises its contract error unless listed in
+        ``passing`` (the caller handles those)."""
         if self._closed:
             raise ClosedError(f"the remote replica {self._url} is closed")
         waited = 0.0
@@ -114,7 +117,7 @@ class RemoteReplica(AsyncClosing):
                     waited += delay
                     await asyncio.sleep(delay)
                     continue
-            if response.status_code >= 400:
+            if response.status_code >= 400 and response.status_code not in passing:
                 raise _error(response, path)
             return response
 
@@ -151,7 +154,12 @@ class RemoteReplica(AsyncClosing):
     async def continue_origin(self, old: UUID, new: UUID) -> None:
         """Let this device's token write ``new`` too: the device continued as a new origin
         (see `peerlog.drivers.fork`).  `AccessDeniedError` when the relay refuses."""
-        await self._request("POST", f"/origins/{old}/continue", params={"as": str(new)})
+        response = await self._request("POST", f"/origins/{old}/continue",
+                                       params={"as": str(new)}, passing=(404,))
+        if response.status_code == 404:  # a relay older than 0.2: no such route
+            raise AccessDeniedError(
+                f"the relay {self._url} cannot let this device's token write its new id "
+                f"{new} (it predates 0.2): upgrade the relay, or issue a token for {new}")
 
     # -- the read side --------------------------------------------------------
 

@@ -113,6 +113,7 @@ class SqliteOplog(AsyncClosing):
         self._path = os.fspath(path)
         self._max_skew_ms = max_skew_ms
         self._bulk: _Bulk | None = None
+        self._forked_from: UUID | None = None
         self._read_batch = read_batch
         self._poll_interval = poll_interval
         self._hooks = tuple(hooks)
@@ -178,6 +179,8 @@ class SqliteOplog(AsyncClosing):
                         )
                 for hook in self._hooks:
                     hook.setup(conn)
+                forked = meta.get("forked_from")
+                self._forked_from = UUID(bytes=bytes(forked)) if forked is not None else None
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
@@ -192,6 +195,12 @@ class SqliteOplog(AsyncClosing):
     def origin(self) -> UUID:
         """This device's peer id."""
         return self._origin
+
+    @property
+    def forked_from(self) -> UUID | None:
+        """The origin this device wrote before it last continued as a new one (None if it
+        never did): see `continue_as_new_origin`."""
+        return self._forked_from
 
     @property
     def path(self) -> str:
@@ -549,6 +558,7 @@ class SqliteOplog(AsyncClosing):
             self._origin = old
             self._pids.pop(new, None)
             raise
+        self._forked_from = old
         self._known[old] = min(self._known.get(old, 0), fork)
         self._announce(loop, {new: len(carried)})
         log.warning("origin %s forked at index %d: continuing as origin %s with %d entries "

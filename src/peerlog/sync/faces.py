@@ -172,6 +172,11 @@ class OwnOplog(Replica, Protocol):
     @property
     def origin(self) -> UUID: ...
 
+    @property
+    def forked_from(self) -> UUID | None:
+        """The origin written before the last `continue_as_new_origin`, if any."""
+        ...
+
     async def continue_as_new_origin(self, fork_index: int) -> tuple[UUID, int]:
         """Write as a fresh origin, carrying the own entries from ``fork_index`` on
         (they forked from the published log); returns ``(origin, carried)``."""
