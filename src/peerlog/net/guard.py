@@ -25,6 +25,8 @@ from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from peerlog.sync import defaults
 
@@ -122,3 +124,21 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+
+class ClosingSafeWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, minus a shutdown race.
+
+    On shutdown uvicorn sends close code 1012 on every open WebSocket; when
+    the client's own close frame arrived first (the connection is already
+    *closing*), uvicorn 0.54 still tries to send it, `websockets` raises
+    `InvalidState`, and the whole server shutdown stops half done.  Such a
+    connection only needs its transport closed.
+    """
+
+    def shutdown(self) -> None:
+        if not self.close_sent and self.conn.state is not State.OPEN:
+            self.stop_keepalive()
+            self.transport.close()
+            return
+        super().shutdown()

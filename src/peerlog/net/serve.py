@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from peerlog.net.guard import ConnectionLimits, guarded_protocol
+from peerlog.net.guard import ClosingSafeWebSocketProtocol, ConnectionLimits, guarded_protocol
 from peerlog.net.server import RelayLimits, create_app
 from peerlog.net.tokens import TokenStore
 from peerlog.oplog.sqlite import SqliteOplog
@@ -118,7 +118,7 @@ def _config(replica: SqliteOplog | PostgresOplog, tokens: TokenStore,
     connections = options.connections or default_connection_limits()
     return uvicorn.Config(
         create_app(replica, tokens, limits=options.limits), host=options.host,
-        port=options.port, log_level="warning", lifespan="off", ws="websockets-sansio",
+        port=options.port, log_level="warning", lifespan="off", ws=ClosingSafeWebSocketProtocol,
         http=guarded_protocol(connections), timeout_keep_alive=int(defaults.RELAY_KEEP_ALIVE),
         timeout_graceful_shutdown=2, ssl_certfile=options.tls_cert,
         ssl_keyfile=options.tls_key)
