@@ -481,24 +481,7 @@ class SqliteOplog(AsyncClosing):
         self._bulk_commit(loop)  # a local change is durable on return, bulk or not
         conn.execute("BEGIN IMMEDIATE")
         try:
-            pid = self._pid(self._origin, create=True)
-            assert pid is not None
-            # Another process of this device may have stamped or applied later
-            # entries: never stamp below what it saved (causal order).
-            self._hlc.catch_up(int(conn.execute(
-                "SELECT value FROM peerlog_meta WHERE key = 'hlc'").fetchone()[0]))
-            start = self._next_index(pid)
-            out = [(start + n, Entry(self._hlc.now(), p)) for n, p in enumerate(payloads)]
-            rows: list[tuple[int | None, bytes]] = [(e.ts, e.payload) for _, e in out]
-            conn.executemany(
-                "INSERT INTO peerlog_entries(peer, idx, ts, body) VALUES (?, ?, ?, ?)",
-                [(pid, i, e.ts, e.payload) for i, e in out],
-            )
-            end = start + len(out)
-            conn.execute("UPDATE peerlog_peers SET next_index = ? WHERE id = ?", (end, pid))
-            for hook in self._hooks:
-                hook.applied(conn, self._origin, start, rows)
-            self._save_clock()
+            out, end = self._record_local(payloads)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -541,17 +524,8 @@ class SqliteOplog(AsyncClosing):
             conn.executemany("INSERT OR REPLACE INTO peerlog_meta(key, value) VALUES (?, ?)",
                              [("origin", new.bytes), ("forked_from", old.bytes)])
             self._origin = new
-            new_pid = self._pid(new, create=True)
-            carried = [(n, Entry(self._hlc.now(), bytes(body)))
-                       for n, body in enumerate(body for _, ts, body in rows if ts is not None)]
-            conn.executemany(
-                "INSERT INTO peerlog_entries(peer, idx, ts, body) VALUES (?, ?, ?, ?)",
-                [(new_pid, i, e.ts, e.payload) for i, e in carried])
-            conn.execute("UPDATE peerlog_peers SET next_index = ? WHERE id = ?",
-                         (len(carried), new_pid))
-            for hook in self._hooks:
-                hook.applied(conn, new, 0, [(e.ts, e.payload) for _, e in carried])
-            self._save_clock()
+            carried, _ = self._record_local([bytes(body) for _, ts, body in rows
+                                             if ts is not None])
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -564,6 +538,27 @@ class SqliteOplog(AsyncClosing):
         log.warning("origin %s forked at index %d: continuing as origin %s with %d entries "
                     "carried over", old, fork, new, len(carried))
         return new, len(carried)
+
+    def _record_local(self, payloads: Sequence[bytes]) -> tuple[list[tuple[int, Entry]], int]:
+        """Stamp ``payloads`` and store them as this origin's next entries, inside the
+        caller's transaction; returns them and the origin's new cursor."""
+        conn = self._conn
+        pid = self._pid(self._origin, create=True)
+        assert pid is not None
+        # Another process of this device may have stamped or applied later
+        # entries: never stamp below what it saved (causal order).
+        self._hlc.catch_up(int(conn.execute(
+            "SELECT value FROM peerlog_meta WHERE key = 'hlc'").fetchone()[0]))
+        start = self._next_index(pid)
+        out = [(start + n, Entry(self._hlc.now(), p)) for n, p in enumerate(payloads)]
+        conn.executemany("INSERT INTO peerlog_entries(peer, idx, ts, body) VALUES (?, ?, ?, ?)",
+                         [(pid, i, e.ts, e.payload) for i, e in out])
+        end = start + len(out)
+        conn.execute("UPDATE peerlog_peers SET next_index = ? WHERE id = ?", (end, pid))
+        for hook in self._hooks:
+            hook.applied(conn, self._origin, start, [(e.ts, e.payload) for _, e in out])
+        self._save_clock()
+        return out, end
 
     # -- the read side --------------------------------------------------------
 
