@@ -23,7 +23,7 @@ import json
 import json.scanner
 import re
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -317,26 +317,9 @@ def collapse(rows: Sequence[tuple[int | None, bytes]], start: int) -> Collapsed:
             rank = (ts, 1, b"")
         else:
             if op == UPDATE and len(payload) >= end:
-                # Inlined _split_fields + _claim: updates are the hot path of field merges.
-                names, at, stop, claims = payload[1:end], end, len(payload), []
-                while at + 2 <= stop:
-                    flen = (payload[at] << 8) | payload[at + 1]
-                    name, at = payload[at + 2:at + 2 + flen], at + 2 + flen
-                    if at + 4 > stop:
-                        break
-                    vlen = int.from_bytes(payload[at:at + 4], "big")
-                    at += 4
-                    if at + vlen > stop:
-                        break
-                    claims.append(((names, name), (ts, 0, payload[at:at + vlen])
-                                   if vlen else (ts, 1, b"")))
-                    at += vlen
-                if at != stop or not claims:
-                    continue  # malformed: not a state operation
-                for slot, rank in claims:
-                    held_field = fields.get(slot)
-                    if held_field is None or rank > held_field[0]:
-                        fields[slot] = (rank, index)
+                shaped = _split_fields(payload, end)
+                if shaped is not None:
+                    _claim(payload[1:end], shaped, ts, index, fields)
             elif op == BATCH:
                 _register_batch(payload, ts, index, whole, fields)
             continue
@@ -347,10 +330,15 @@ def collapse(rows: Sequence[tuple[int | None, bytes]], start: int) -> Collapsed:
     return Collapsed(whole, fields)
 
 
+def rank_of(ts: int, value: bytes | None) -> Rank:
+    """The rank of a write of ``value`` (None: a delete or a field removal) at ``ts``."""
+    return (ts, 0, value) if value is not None else (ts, 1, b"")
+
+
 def _claim(names: Names, shaped: list[tuple[bytes, bytes | None]], ts: int, index: int,
            fields: dict[tuple[Names, bytes], tuple[Rank, int]]) -> None:
     for name, value in shaped:
-        rank: Rank = (ts, 0, value) if value is not None else (ts, 1, b"")
+        rank = rank_of(ts, value)
         slot = (names, name)
         held = fields.get(slot)
         if held is None or rank > held[0]:
@@ -370,7 +358,7 @@ def _register_batch(payload: bytes, ts: int, index: int, whole: dict[Names, tupl
         if op == UPDATE:
             _claim(names, _split_fields(part, end) or [], ts, index, fields)
             continue
-        rank: Rank = (ts, 0, part[end:]) if op == PUT else (ts, 1, b"")
+        rank = rank_of(ts, part[end:] if op == PUT else None)
         held = whole.get(names)
         if held is None or rank > held[0]:
             whole[names] = (rank, index)
@@ -399,9 +387,3 @@ def merged_value(base_deleted: bool, base: bytes, fields: Sequence[tuple[str, bo
     present = {name: parse_json(raw) for name, removed, raw in fields if not removed}
     return canonical_json(present) if present else None
 
-
-def iter_fields(payload: bytes) -> Iterator[tuple[str, Any]]:
-    """An update payload's fields as ``(name, value or REMOVE)`` (for display)."""
-    op = _decode_one(payload)
-    for name, raw in op.fields if op is not None else ():
-        yield name, REMOVE if raw is None else parse_json(raw)

@@ -40,6 +40,7 @@ from peerlog.state.ops import (
     merged_value,
     names_of,
     parse_json,
+    rank_of,
 )
 
 log = logging.getLogger(__name__)
@@ -275,11 +276,11 @@ def recompute(conn: sqlite3.Connection, table: str, key: str) -> None:
             continue
         if op.kind is OpKind.UPDATE:
             for name, value in op.fields:
-                rank: Rank = (ts, 0, value) if value is not None else (ts, 1, b"")
+                rank = rank_of(ts, value)
                 if name not in fields or rank > fields[name][0]:
                     fields[name] = (rank, raw, index)
             continue
-        rank = (ts, 0, op.value) if op.value is not None else (ts, 1, b"")
+        rank = rank_of(ts, op.value)
         if base is None or rank > base[0]:
             base = (rank, raw, index)
     if base is not None:
