@@ -115,7 +115,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
     table(f"{args.table}/{args.key}: {len(items)} operation(s)",
           ["time", "device", "kind", "value or fields", "outcome"],
           [[h.time.astimezone().isoformat(timespec="milliseconds"),
-            names.get(h.origin) or str(h.origin)[:8], str(h.kind), _op_text(h),
+            _name_or_id(names, h.origin), str(h.kind), _op_text(h),
             _outcome_text(h)] for h in items])
     console.print("now: " + (json.dumps(current, ensure_ascii=False) if live else "(absent)"),
                   highlight=False)
@@ -139,16 +139,21 @@ def _outcome_text(h: HistoryItem) -> str:
             Outcome.OVERWRITTEN: "overwritten"}[h.outcome]
 
 
-async def _device_names(store: StateStore) -> dict[UUID, str]:
-    out = {}
+async def _device_names(store: StateStore) -> dict[UUID, object]:
+    """The names devices gave themselves (`devices name`), by peer id, as stored."""
+    out: dict[UUID, object] = {}
     for key, value in await store.items(DEVICES_TABLE):
         try:
             peer = UUID(key)
         except ValueError:
             continue
-        if isinstance(value, dict) and isinstance(value.get("name"), str):
-            out[peer] = value["name"]
+        out[peer] = value.get("name") if isinstance(value, dict) else None
     return out
+
+
+def _name_or_id(names: dict[UUID, object], peer: UUID) -> str:
+    name = names.get(peer)
+    return name if isinstance(name, str) and name else str(peer)[:8]
 
 
 async def cmd_get(args: argparse.Namespace) -> int:
@@ -491,15 +496,14 @@ async def cmd_devices(args: argparse.Namespace) -> int:
             await store.put(DEVICES_TABLE, str(store.origin), {"name": args.name})
             console.print(f"this device is now named {args.name!r}", highlight=False)
             return 0
-        names = {key: value.get("name") if isinstance(value, dict) else None
-                 for key, value in await store.items(DEVICES_TABLE)}
+        names = await _device_names(store)
         origins = await store.origins()
     known = {o.origin for o in origins}
-    rows = [{"id": str(o.origin), "name": names.get(str(o.origin)), "entries": o.entries,
+    rows = [{"id": str(o.origin), "name": names.get(o.origin), "entries": o.entries,
              "last_change": None if o.last_ts is None else _iso(o.last_ts),
              "this_device": o.origin == store.origin} for o in origins]
     if store.origin not in known:
-        rows.insert(0, {"id": str(store.origin), "name": names.get(str(store.origin)),
+        rows.insert(0, {"id": str(store.origin), "name": names.get(store.origin),
                         "entries": 0, "last_change": None, "this_device": True})
     if args.json:
         emit_json({"devices": rows})
