@@ -11,7 +11,7 @@ import asyncio
 import logging
 from uuid import UUID
 
-from peerlog.drivers.fork import agrees_at
+from peerlog.drivers.fork import take_back_own
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
 from peerlog.sync.batch import byte_chunks
 from peerlog.sync.errors import CursorMismatchError, DivergenceError
@@ -53,12 +53,8 @@ class FileLogPublisher:
         origin = self.oplog.origin
         published = await asyncio.to_thread(lambda: self.file_log.next_index)
         held = (await self.oplog.cursors()).of(origin)
-        await self._check_boundary(min(published, held) - 1)
-        if published > held:
-            log.warning("the folder holds %d entries of this device the oplog lacks "
-                        "(restored from a backup?): taking them back", published - held)
-            await Puller(self.file_log, self.oplog, batch=self.batch).catch_up(
-                await self.file_log.cursors())
+        if await take_back_own(self.oplog, self.file_log, held, published,
+                               where="the shared folder", batch=self.batch):
             return 0
         written = await self._erase(published)
         index = published
@@ -98,15 +94,6 @@ class FileLogPublisher:
         for index in todo:
             await asyncio.to_thread(self.file_log.expunge, index)
         return len(todo)
-
-    async def _check_boundary(self, index: int) -> None:
-        """The last entry both hold must be the same one, or this device has forked."""
-        origin = self.oplog.origin
-        if not await agrees_at(self.oplog, self.file_log, origin, index):
-            raise DivergenceError(
-                origin, index, "this device's oplog and its log in the shared folder hold "
-                "different entries: restored from a backup and then changed, or a copied "
-                "device identity; refusing to publish")
 
     async def run(self) -> None:
         """Publish whenever the oplog's own origin advances, until cancelled."""

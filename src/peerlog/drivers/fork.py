@@ -15,7 +15,10 @@ import logging
 from dataclasses import dataclass
 from uuid import UUID
 
+from peerlog.drivers.puller import DEFAULT_BATCH, Puller
+from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.entry import DecodedEntry
+from peerlog.sync.errors import DivergenceError
 from peerlog.sync.faces import LogSource, OwnOplog
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,32 @@ async def agrees_at(oplog: OwnOplog, published: LogSource, origin: UUID, index: 
     theirs = await published.read_since(origin, index, 1)
     return not ours or not theirs or ours[0][0] != theirs[0][0] \
         or same_entry(ours[0][1], theirs[0][1])
+
+
+async def take_back_own(oplog: OwnOplog, published: LogSource, held: int, there: int, *,
+                        where: str, batch: int = DEFAULT_BATCH) -> bool:
+    """Check this device's own log against where it publishes, before publishing.
+
+    ``held`` and ``there`` are the own origin's cursors in the oplog and in
+    ``published``.  Raises `DivergenceError` when the last entry both hold
+    differs (the device forked: see `continue_as_new`).  When ``published``
+    holds more (a device restored from a backup), those entries are taken
+    back into the oplog and True is returned: there is nothing to publish.
+    """
+    origin = oplog.origin
+    index = min(held, there) - 1
+    if not await agrees_at(oplog, published, origin, index):
+        raise DivergenceError(
+            origin, index, f"this device's oplog and its log in {where} hold different "
+            "entries: restored from a backup and then changed, or a copied device "
+            "identity; refusing to publish")
+    if there <= held:
+        return False
+    log.warning("%s holds %d entries of this device the oplog lacks (restored from a "
+                "backup?): taking them back", where, there - held)
+    await Puller(published, oplog, batch=batch, only=(origin,)).catch_up(
+        PeerCursors({origin: there}))
+    return True
 
 
 async def first_difference(oplog: OwnOplog, published: LogSource, origin: UUID,

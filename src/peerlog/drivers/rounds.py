@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from peerlog.drivers.filelog import FileLogIngester, FileLogPublisher
-from peerlog.drivers.fork import Continued, agrees_at, continue_as_new
+from peerlog.drivers.fork import Continued, continue_as_new, take_back_own
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
 from peerlog.sync.backoff import Backoff
 from peerlog.sync.cursors import PeerCursors
@@ -259,16 +259,16 @@ class RelaySync(_Live):
             # refusal is not final: the token may have been issued for the new id.
             with contextlib.suppress(AccessDeniedError):
                 await self._claim(forked_from, origin)
-        if await agrees_at(self.oplog, self.remote, origin, min(held, there) - 1):
-            if there > held:  # restored from a backup: take this device's entries back
-                log.warning("the relay holds %d entries of this device the oplog lacks "
-                            "(restored from a backup?): taking them back", there - held)
-                await Puller(self.remote, self.oplog, batch=self._batch,
-                             only=(origin,)).catch_up(PeerCursors({origin: there}))
+        try:
+            if await take_back_own(self.oplog, self.remote, held, there, where=self._where,
+                                   batch=self._batch):
                 return 0
             pushed = await self._push()
             if origin not in self.push.diverged:
                 return pushed
+        except DivergenceError as exc:
+            if exc.peer != origin:
+                raise
         # This device's own log forked on the relay (a restored backup, a copied home).
         report.continued = await continue_as_new(self.oplog, self.remote)
         await self._claim(report.continued.old, report.continued.new)
