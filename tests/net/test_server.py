@@ -185,3 +185,39 @@ def test_tokens_never_start_like_a_command_line_option() -> None:
     tokens = [store.issue(None) for _ in range(200)]
     assert all(t.startswith(TOKEN_PREFIX) for t in tokens)
     assert all(store.check(t) is not None for t in tokens)
+
+
+async def continue_as(relay: Relay, token: str, old: object, new: object) -> httpx.Response:
+    return await relay.client.post(f"/v1/origins/{old}/continue", params={"as": str(new)},
+                                   headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_a_device_token_may_continue_as_an_unknown_origin(relay: Relay) -> None:
+    new = peer(77)
+    answer = await continue_as(relay, relay.device_a, A, new)
+    assert (answer.status_code, answer.json()) == (200, {"continued": str(new)})
+    body = encode_batch(0, entries(0, 1))
+    assert (await relay.post(new, 0, body, relay.device_a)).status_code == 200
+
+
+async def test_a_continuation_cannot_take_an_origin_that_has_entries_or_an_owner(
+        relay: Relay) -> None:
+    await relay.oplog.apply_many(peer(5), 0, entries(0, 1))
+    refused = await continue_as(relay, relay.device_a, A, peer(5))
+    assert refused.status_code == 403
+    relay.tokens.issue(peer(6), "another device")
+    assert (await continue_as(relay, relay.device_a, A, peer(6))).status_code == 403
+    assert (await continue_as(relay, relay.device_a, B, peer(7))).status_code == 403
+    assert (await relay.post(peer(5), 1, encode_batch(1, entries(1, 1)),
+                             relay.device_a)).status_code == 403
+    grant = relay.tokens.check(relay.device_a)
+    assert grant is not None
+    assert grant.continued == ()
+
+
+async def test_a_token_continues_at_most_sixteen_times(relay: Relay) -> None:
+    from peerlog.net.tokens import MAX_CONTINUED
+
+    for n in range(MAX_CONTINUED):
+        assert (await continue_as(relay, relay.device_a, A, peer(100 + n))).status_code == 200
+    assert (await continue_as(relay, relay.device_a, A, peer(999))).status_code == 403
