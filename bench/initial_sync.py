@@ -11,9 +11,19 @@ last-writer-wins upsert per row into a state table), in batches of 100,000
 with a 256 MiB cache, WAL and ``synchronous=FULL``: the pragmas and batch a
 hand-written loader would pick for speed.
 
+Then, from a snapshot: the origin publishes a state snapshot into the
+folder (not timed) and a second fresh device's first round (choosing the
+snapshot, verifying and loading it) is timed end to end.  Its raw limit:
+reading the same snapshot file and bulk-loading the same state rows into a
+bare ``sqlite3`` table in one transaction.
+
+Last, compaction: one origin makes C updates to 1,000 keys, publishes and
+runs `FolderSync.compact()`; the folder's size is compared with the size of
+the live state (table, key and value bytes of every live key).
+
 The last line is one JSON object: ``replay_s``, ``replay_per_s``,
-``raw_per_s``, ``replay_vs_raw``.  (Snapshot bootstrap and compaction are
-not built yet; their figures will join this line when they are.)
+``raw_per_s``, ``replay_vs_raw``, ``snapshot_bootstrap_s``,
+``snapshot_raw_s``, ``compacted_size_ratio``.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +39,7 @@ from pathlib import Path
 from bench.bare import bare_replay
 from peerlog import Entry, FileLog, FileLogPublisher, FolderSync, StateStore
 from peerlog.state.ops import encode_put
+from peerlog.state.snapshot import decode_snapshot
 
 RAW_BATCH = 100_000
 
@@ -53,6 +65,58 @@ async def replay(path: Path, folder: Path) -> tuple[float, str]:
         return time.perf_counter() - started, await store.state_hash()
 
 
+async def publish_snapshot(path: Path, folder: Path) -> Path:
+    async with StateStore(path) as store, FileLog(folder, store.origin) as log:
+        name = log.snapshots.publish(await store.snapshot())
+        return log.snapshots.folder / name
+
+
+async def bootstrap(path: Path, folder: Path) -> tuple[float, str]:
+    async with StateStore(path) as store, FileLog(folder, store.origin) as log:
+        started = time.perf_counter()
+        report = await FolderSync(store.oplog, log, state=store).run_once()
+        seconds = time.perf_counter() - started
+        if report.bootstrapped is None or report.ingested:
+            raise SystemExit(f"expected a bootstrap from the snapshot alone, got {report}")
+        return seconds, await store.state_hash()
+
+
+def raw_snapshot_load(path: Path, snapshot: Path) -> float:
+    """Seconds to read the snapshot file and bulk-load its state rows with bare sqlite3."""
+    rows = decode_snapshot(snapshot.read_bytes()).bases
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE state(tbl TEXT, key TEXT, ts INTEGER, del INTEGER, value BLOB,"
+                 " peer BLOB, idx INTEGER, PRIMARY KEY (tbl, key)) WITHOUT ROWID")
+    started = time.perf_counter()
+    snapshot.read_bytes()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany("INSERT INTO state VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.close()
+    return seconds
+
+
+async def compacted_ratio(tmp: Path, changes: int, keys: int = 1_000) -> tuple[float, int, int]:
+    """``(folder bytes / live state bytes, folder bytes, state bytes)`` after compaction."""
+    folder = tmp / "compact-shared"
+    folder.mkdir()
+    async with StateStore(tmp / "compact.db") as store, FileLog(folder, store.origin) as log:
+        for lo in range(0, changes, 10_000):
+            await store.oplog.append_many([
+                encode_put("items", f"key-{i % keys:07d}", {"n": i, "note": "x" * 36})
+                for i in range(lo, min(lo + 10_000, changes))])
+        await FolderSync(store.oplog, log, state=store).compact()
+        live = 0
+        for table in await store.tables():
+            live += sum(len(table.encode()) + len(k.encode()) + len(json.dumps(v).encode())
+                        for k, v in await store.items(table))
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return size / live, size, live
+
+
 def raw(path: Path, entries: list[Entry]) -> float:
     return bare_replay(path, entries, batch=RAW_BATCH, cache_kib=262_144)
 
@@ -68,15 +132,29 @@ async def main() -> None:
         folder = tmp / "shared"
         folder.mkdir()
         entries = await history(tmp / "origin.db", folder, args.changes, keys)
-        seconds, _ = await replay(tmp / "new.db", folder)
+        seconds, replayed = await replay(tmp / "new.db", folder)
         raw_rate = raw(tmp / "raw.db", entries)
-    ours = len(entries) / seconds
-    print(f"{len(entries):,} changes over {keys:,} keys: a new device took them in from the "
-          f"folder in {seconds:.1f} s ({ours:,.0f}/s); bare sqlite3 replay {raw_rate:,.0f}/s; "
-          f"ratio {ours / raw_rate:.2f}", flush=True)
-    print(json.dumps({"changes": len(entries), "keys": keys, "replay_s": round(seconds, 2),
+        ours = len(entries) / seconds
+        print(f"{len(entries):,} changes over {keys:,} keys: a new device took them in from "
+              f"the folder in {seconds:.1f} s ({ours:,.0f}/s); bare sqlite3 replay "
+              f"{raw_rate:,.0f}/s; ratio {ours / raw_rate:.2f}", flush=True)
+        del entries
+        snapshot = await publish_snapshot(tmp / "origin.db", folder)
+        boot_s, booted = await bootstrap(tmp / "booted.db", folder)
+        assert booted == replayed, "a snapshot bootstrap must equal a full replay"
+        raw_boot_s = raw_snapshot_load(tmp / "raw-snapshot.db", snapshot)
+        print(f"from a {snapshot.stat().st_size / 1e6:.1f} MB snapshot: {boot_s:.2f} s end "
+              f"to end; bare read + bulk load of the same rows {raw_boot_s:.2f} s; ratio "
+              f"{raw_boot_s / boot_s:.2f}", flush=True)
+        ratio, size, live = await compacted_ratio(tmp, args.changes)
+        print(f"{args.changes:,} updates to 1,000 keys, compacted: the folder holds "
+              f"{size:,} bytes for {live:,} bytes of live state: {ratio:.2f}x", flush=True)
+    print(json.dumps({"changes": args.changes, "keys": keys, "replay_s": round(seconds, 2),
                       "replay_per_s": round(ours), "raw_per_s": round(raw_rate),
-                      "replay_vs_raw": round(ours / raw_rate, 3)}))
+                      "replay_vs_raw": round(ours / raw_rate, 3),
+                      "snapshot_bootstrap_s": round(boot_s, 2),
+                      "snapshot_raw_s": round(raw_boot_s, 2),
+                      "compacted_size_ratio": round(ratio, 2)}))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from uuid import UUID
 
 from peerlog import Entry, Expunged
@@ -61,3 +62,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def files_holding(root: Path, needle: bytes) -> list[str]:
+    """Every file under ``root`` whose bytes contain ``needle`` (a `grep -r` of bytes)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.is_file() and needle in p.read_bytes())
+
+
+def folder_size(root: Path) -> int:
+    """Bytes in every file under ``root``."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())

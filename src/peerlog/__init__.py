@@ -22,6 +22,9 @@ _EXPORTS: dict[str, str] = {
     "BlockingDevice": "peerlog.device",
     "Change": "peerlog.state",
     "ClockSkewError": "peerlog.sync",
+    "CompactedError": "peerlog.sync",
+    "SnapshotError": "peerlog.sync",
+    "StateSnapshot": "peerlog.state.snapshot",
     "Closeable": "peerlog.sync",
     "ClosedError": "peerlog.sync",
     "CodecError": "peerlog.sync",
@@ -215,6 +218,7 @@ if TYPE_CHECKING:
     from peerlog.state import (
         Transaction as Transaction,
     )
+    from peerlog.state.snapshot import StateSnapshot as StateSnapshot
     from peerlog.sync import (
         DIGEST_SIZE as DIGEST_SIZE,
     )
@@ -241,6 +245,9 @@ if TYPE_CHECKING:
     )
     from peerlog.sync import (
         CodecError as CodecError,
+    )
+    from peerlog.sync import (
+        CompactedError as CompactedError,
     )
     from peerlog.sync import (
         CorruptLogError as CorruptLogError,
@@ -321,6 +328,9 @@ if TYPE_CHECKING:
         Snapshot as Snapshot,
     )
     from peerlog.sync import (
+        SnapshotError as SnapshotError,
+    )
+    from peerlog.sync import (
         SyncError as SyncError,
     )
     from peerlog.sync.batch import (
@@ -343,6 +353,9 @@ __all__ = [
     "BlockingDevice",
     "Change",
     "ClockSkewError",
+    "CompactedError",
+    "SnapshotError",
+    "StateSnapshot",
     "Closeable",
     "ClosedError",
     "CodecError",

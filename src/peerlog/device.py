@@ -137,7 +137,7 @@ class Device:
             self._folder = str(folder)
             save_sync(self.home, folder=self._folder)
             self._log = FileLog(folder, store.origin)
-            return FolderSync(store.oplog, self._log)
+            return FolderSync(store.oplog, self._log, state=store)
         if self._server is not None:
             from peerlog.net.client import RemoteReplica  # the relay extra, only when used
 

@@ -214,6 +214,15 @@ def _say_round(report: SyncReport, where: str, *, as_json: bool, live: bool) -> 
         errors.print(f"[yellow]waiting[/yellow]: {ahead_text(peer, waiting)}", highlight=False)
     if report.continued is not None:
         errors.print(f"[bold yellow]{report.continued}[/bold yellow]", highlight=False)
+    if report.bootstrapped is not None:
+        console.print(f"started from snapshot {report.bootstrapped.name[:16]}… covering "
+                      f"{report.bootstrapped.producer_covers} changes", highlight=False)
+    if report.compaction is not None:
+        console.print(f"published snapshot {report.compaction.snapshot}", highlight=False)
+    for peer, first in report.compacted.items():
+        errors.print(f"[red]compacted away[/red]: device {peer}'s changes below #{first} are "
+                     f"no longer in {where} and no valid snapshot there covers them; run "
+                     f"`peerlog doctor --folder {where}`", highlight=False)
 
 
 def ahead_text(peer: UUID, waiting: Deferral) -> str:
@@ -276,10 +285,46 @@ async def _sync_folder(args: argparse.Namespace, home: Path, folder: Path) -> in
             show = not args.json and await _lag(store, log) >= BIG_SYNC
             progress, advance = _progress(show)
             with progress:
-                sync = FolderSync(store.oplog, log, progress=advance)
+                sync = FolderSync(store.oplog, log, progress=advance, state=store)
                 return await _sync_rounds(sync, str(folder), args, progress)
         finally:
             await log.close()
+
+
+async def cmd_compact(args: argparse.Namespace) -> int:
+    """Publish a snapshot to the shared folder and remove what it makes redundant."""
+    from peerlog.drivers import FolderSync
+    from peerlog.filelog import FileLog
+
+    home = home_dir(args.home)
+    saved = load_sync(home)
+    if not args.folder and not saved.get("folder"):
+        raise CliError("compact works through a shared folder: give --folder DIR (this "
+                       "device has not synced with one; relays keep no snapshots yet)", code=2)
+    folder = shared_folder(args.folder or saved["folder"])
+    async with open_device(home) as store:
+        log = FileLog(folder, store.origin)
+        try:
+            sync = FolderSync(store.oplog, log, state=store)
+            sync.snapshots.retention_ms = args.retention_days * 86_400_000  # type: ignore[union-attr]
+            done = await sync.compact()
+        finally:
+            await log.close()
+    if args.json:
+        emit_json({"snapshot": done.snapshot, "segments_removed": done.segments_removed,
+                   "snapshots_removed": done.snapshots_removed,
+                   "entries_dropped": done.entries_dropped,
+                   "waiting_for": [str(p) for p in done.waiting_for]})
+        return 0
+    console.print(f"published snapshot {done.snapshot}; removed {done.segments_removed} "
+                  f"segment(s) and {done.snapshots_removed} older snapshot(s) from {folder}; "
+                  f"dropped {done.entries_dropped} entries from this device's database",
+                  highlight=False)
+    for peer in done.waiting_for:
+        console.print(f"waiting for device {peer}: it synced within the last "
+                      f"{args.retention_days} days and lacks some of this device's changes, "
+                      "so they stay in the folder", highlight=False)
+    return 0
 
 
 async def _sync_server(args: argparse.Namespace, home: Path, url: str,
@@ -453,18 +498,24 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({
             "folder": report.root, "healthy": report.healthy,
-            "origins": [{"origin": str(o.origin), "entries": o.extent, "segments": o.segments,
+            "origins": [{"origin": str(o.origin), "entries": o.extent, "first": o.first,
+                         "segments": o.segments,
                          "problems": len(o.problems), "clock_ahead_ms": o.ahead_ms}
                         for o in report.origins],
             "problems": [{"origin": str(p.origin) if p.origin else None, "path": p.path,
                           "kind": p.kind, "detail": p.detail,
                           "withheld_from": p.withheld_from} for p in problems],
             "ignored": [{"path": i.path, "reason": i.reason} for i in report.ignored],
+            "snapshots": [{"name": s.name, "producer": str(s.producer), "covers": s.covers,
+                           "bytes": s.size} for s in report.snapshots],
+            "missing_devices": [{"origin": str(m.origin), "held": m.held,
+                                 "covered": m.covered, "lost": m.lost}
+                                for m in report.missing],
         })
         return 0 if report.healthy else 1
-    table(f"{folder}: {len(report.origins)} device log(s)", ["origin", "entries", "segments",
-                                                             "problems"],
-          [[str(o.origin), str(o.extent), str(o.segments), str(len(o.problems))]
+    table(f"{folder}: {len(report.origins)} device log(s)",
+          ["origin", "entries", "from", "segments", "problems"],
+          [[str(o.origin), str(o.extent), str(o.first), str(o.segments), str(len(o.problems))]
            for o in report.origins])
     if problems:
         table("problems (entries from 'withheld' on are not served)",
@@ -473,13 +524,28 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
                 else str(p.withheld_from)] for p in problems])
     if report.ignored:
         table("ignored", ["path", "reason"], [[i.path, i.reason] for i in report.ignored])
+    if report.snapshots:
+        table("snapshots", ["name", "made by", "covers", "bytes"],
+              [[s.name[:16] + "…", str(s.producer), str(s.covers), str(s.size)]
+               for s in report.snapshots])
+    for m in report.missing:
+        if m.lost:
+            console.print(f"[red]device folder gone[/red]: {m.origin}'s folder disappeared; "
+                          f"devices held {m.held} of its entries but snapshots cover only "
+                          f"{m.covered}: a device that lacks the rest will never get them "
+                          "(put the folder back, or run `peerlog compact` on a device that "
+                          "holds them)", highlight=False)
+        else:
+            console.print(f"retired: device {m.origin}'s folder is gone; its {m.held} "
+                          "entries are in a snapshot", highlight=False)
     fast = [o for o in report.origins if o.ahead_ms]
     for o in fast:
         console.print(f"[red]clock ahead[/red]: device {o.origin}'s newest change is stamped "
                       f"{duration_text(o.ahead_ms)} ahead of this machine's clock; other devices "
                       "wait for it (fix that device's clock)", highlight=False)
+    lost = sum(m.lost for m in report.missing)
     console.print("[green]healthy[/green]" if report.healthy
-                  else f"[red]{len(problems) + len(fast)} problem(s)[/red]")
+                  else f"[red]{len(problems) + len(fast) + lost} problem(s)[/red]")
     return 0 if report.healthy else 1
 
 

@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help="the relay token (default: the one remembered)")
     p.add_argument("--ca", metavar="FILE", help="extra CA certificate for the relay")
     p.add_argument("--json", action="store_true")
+    p = command("compact", commands.cmd_compact,
+                "publish a state snapshot to the shared folder, then remove what it makes "
+                "redundant there and in this device's database")
+    p.add_argument("--folder", metavar="DIR",
+                   help="the shared folder (default: the one this device syncs with)")
+    p.add_argument("--retention-days", type=int, default=defaults.RETENTION_MS // 86_400_000,
+                   metavar="N", help="devices silent longer than this no longer hold "
+                                     "compaction back (default: %(default)s)")
+    p.add_argument("--json", action="store_true")
     p = command("doctor", commands.cmd_doctor,
                 "what is wrong in a shared folder, and what was ignored")
     p.add_argument("--folder", metavar="DIR", required=True)

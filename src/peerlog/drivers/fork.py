@@ -18,7 +18,7 @@ from uuid import UUID
 from peerlog.drivers.puller import DEFAULT_BATCH, Puller
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.entry import DecodedEntry
-from peerlog.sync.errors import DivergenceError
+from peerlog.sync.errors import CompactedError, DivergenceError
 from peerlog.sync.faces import LogSource, OwnOplog
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,15 @@ def same_entry(a: DecodedEntry, b: DecodedEntry) -> bool:
 
 
 async def agrees_at(oplog: OwnOplog, published: LogSource, origin: UUID, index: int) -> bool:
-    """Whether both hold the same entry of ``origin`` at ``index`` (or one lacks it)."""
+    """Whether both hold the same entry of ``origin`` at ``index`` (or one lacks it, or
+    compacted it away: then nothing can be compared)."""
     if index < 0:
         return True
-    ours = await oplog.read_since(origin, index, 1)
-    theirs = await published.read_since(origin, index, 1)
+    try:
+        ours = await oplog.read_since(origin, index, 1)
+        theirs = await published.read_since(origin, index, 1)
+    except CompactedError:
+        return True
     return not ours or not theirs or ours[0][0] != theirs[0][0] \
         or same_entry(ours[0][1], theirs[0][1])
 

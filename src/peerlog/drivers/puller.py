@@ -16,7 +16,7 @@ from peerlog.sync.batch import byte_chunks
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.defaults import BULK_THRESHOLD, DEFAULT_APPLY_BATCH
 from peerlog.sync.entry import DecodedEntry, Expunged
-from peerlog.sync.errors import CodecError, DeferredError, DivergenceError
+from peerlog.sync.errors import CodecError, CompactedError, DeferredError, DivergenceError
 from peerlog.sync.faces import BulkApply, HasErasures, LogProcessor, LogSource
 from peerlog.sync.watch import watching
 
@@ -59,6 +59,9 @@ class Puller:
         self.diverged: dict[UUID, DivergenceError] = {}
         self.deferred: dict[UUID, DeferredError] = {}
         """Origins that wait for the target's clock, as of the last `catch_up`."""
+        self.compacted: dict[UUID, int] = {}
+        """Origins whose missing entries the source compacted away, as of the last
+        `catch_up`: where their logs now start (load a snapshot covering them)."""
         self._erased: set[tuple[UUID, int]] = set()  # erasures already carried over
 
     async def run_once(self) -> int:
@@ -70,6 +73,7 @@ class Puller:
         every erasure the source holds of entries the target already has."""
         have = await self.target.cursors()
         self.deferred = {}
+        self.compacted = {}
         gaps = {p: gap for p, gap in have.gaps(ahead).items() if self._copies(p)}
         if sum(hi - lo for lo, hi in gaps.values()) >= BULK_THRESHOLD \
                 and isinstance(self.target, BulkApply):
@@ -124,7 +128,15 @@ class Puller:
         copied = 0
         index = lo - 1 if lo > 0 else 0
         while index < hi:
-            got = await self.source.read_since(peer, index, min(self.batch, hi - index))
+            try:
+                got = await self.source.read_since(peer, index, min(self.batch, hi - index))
+            except CompactedError as exc:
+                if index == lo - 1 and exc.first_available <= lo:
+                    index = lo  # only the re-offered entry is gone: nothing to compare
+                    continue
+                self.compacted[peer] = exc.first_available
+                log.warning("%s", exc)
+                return copied
             if not got:
                 break  # the source holds less than it announced: the next event says more
             if got[0][0] != index:

@@ -27,16 +27,24 @@ from uuid import UUID
 from peerlog.drivers.filelog import FileLogIngester, FileLogPublisher
 from peerlog.drivers.fork import Continued, continue_as_new, take_back_own
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
+from peerlog.drivers.snapshots import Bootstrapped, Compaction, FolderSnapshots
 from peerlog.sync.backoff import Backoff
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.defaults import SAFETY_ROUND
-from peerlog.sync.errors import AccessDeniedError, BackendError, DivergenceError, SyncError
+from peerlog.sync.errors import (
+    AccessDeniedError,
+    BackendError,
+    DivergenceError,
+    InvalidArgumentError,
+    SyncError,
+)
 from peerlog.sync.faces import (
+    CompactingFileLog,
     Deferral,
     HasCursors,
     OwnOplog,
     Replica,
-    SharedFileLog,
+    SnapshotState,
     WithheldRange,
 )
 from peerlog.sync.watch import wait_event
@@ -61,10 +69,17 @@ class SyncReport:
     wait (the rest syncs) until the clock catches up."""
     continued: Continued | None = None
     """Set when this device found its own origin forked and continued as a new one."""
+    compacted: dict[UUID, int] = field(default_factory=dict)
+    """Origins whose entries this device lacks were compacted away and no valid snapshot
+    covers them: each maps to where its log now starts."""
+    bootstrapped: Bootstrapped | None = None
+    """Set when this round began by loading a state snapshot."""
+    compaction: Compaction | None = None
+    """Set when this round published a snapshot and compacted (automatically)."""
 
     @property
     def ok(self) -> bool:
-        return not (self.diverged or self.refused or self.withheld)
+        return not (self.diverged or self.refused or self.withheld or self.compacted)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -78,6 +93,10 @@ class SyncReport:
             "continued": None if self.continued is None else {
                 "old": str(self.continued.old), "new": str(self.continued.new),
                 "carried": self.continued.carried},
+            "compacted": {str(p): first for p, first in self.compacted.items()},
+            "bootstrapped": None if self.bootstrapped is None else {
+                "snapshot": self.bootstrapped.name, "covers": self.bootstrapped.producer_covers},
+            "snapshot_published": None if self.compaction is None else self.compaction.snapshot,
         }
 
 
@@ -161,11 +180,15 @@ async def _forward(store: HasCursors, wake: asyncio.Event) -> None:
 class FolderSync(_Live):
     """Rounds between a device's oplog and a shared folder's file log."""
 
-    def __init__(self, oplog: OwnOplog, file_log: SharedFileLog, *,
-                 batch: int = DEFAULT_BATCH, progress: Progress | None = None) -> None:
+    def __init__(self, oplog: OwnOplog, file_log: CompactingFileLog, *,
+                 batch: int = DEFAULT_BATCH, progress: Progress | None = None,
+                 state: SnapshotState | None = None) -> None:
         self.oplog = oplog
         self.file_log = file_log
         self._batch, self._progress = batch, progress
+        self.snapshots = None if state is None else \
+            FolderSnapshots(oplog, state, file_log, progress=progress)
+        """With a ``state``: snapshots, acknowledgements and compaction (`FolderSnapshots`)."""
         self._drivers()
         self._watched = (oplog, file_log)
         self._where = f"the shared folder {getattr(file_log, 'root', file_log)}"
@@ -177,13 +200,27 @@ class FolderSync(_Live):
 
     async def run_once(self) -> SyncReport:
         report = SyncReport()
+        if self.snapshots is not None:
+            report.bootstrapped = await self.snapshots.bootstrap()
         report.published = await _refusable(self._publish(report), report,
                                             "not publishing this device's changes")
         report.ingested = await self.ingester.run_once()
         report.diverged = {p: str(e) for p, e in self.ingester.diverged.items()}
         report.deferred = _deferrals(self.ingester.puller)
+        report.compacted = dict(self.ingester.puller.compacted)
         report.withheld = await asyncio.to_thread(self.file_log.withheld)
+        if self.snapshots is not None:
+            report.compaction = await self.snapshots.after_round()
         return report
+
+    async def compact(self) -> Compaction:
+        """A round, then publish a snapshot and compact the folder and the device database
+        (`FolderSnapshots.compact`); needs a ``state``."""
+        if self.snapshots is None:
+            raise InvalidArgumentError("compaction needs the device's state: "
+                                       "FolderSync(..., state=store)")
+        await self.run_once()
+        return await self.snapshots.compact()
 
     async def _publish(self, report: SyncReport) -> int:
         try:
@@ -246,6 +283,7 @@ class RelaySync(_Live):
         report.diverged = {p: str(e) for p, e in
                            {**self.push.diverged, **self.pull.diverged}.items()}
         report.deferred = _deferrals(self.pull)
+        report.compacted = dict(self.pull.compacted)
         return report
 
     async def _publish(self, report: SyncReport) -> int:

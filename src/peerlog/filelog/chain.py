@@ -23,19 +23,26 @@ from uuid import UUID
 
 from peerlog.filelog.durable import UnsafeFileError, open_segment
 from peerlog.filelog.format import (
+    FLAG_LOG_STARTS_HERE,
     HEADER_SIZE,
     HeaderError,
     RecordRef,
     Scan,
     decode_header,
     decode_record,
+    header_flags,
     scan_records,
 )
-from peerlog.filelog.names import conflict_copy_of, segment_first_index, why_ignored
+from peerlog.filelog.names import (
+    CURSORS_FILE,
+    conflict_copy_of,
+    segment_first_index,
+    why_ignored,
+)
 from peerlog.filelog.problems import ProblemKind
 from peerlog.sync.batch import byte_prefix, gc_paused
 from peerlog.sync.entry import DecodedEntry
-from peerlog.sync.errors import DivergenceError
+from peerlog.sync.errors import CompactedError, DivergenceError
 from peerlog.sync.rules import reconcile
 
 log = logging.getLogger(__name__)
@@ -84,6 +91,12 @@ class SegmentScan:
     scan: Scan | None = None
     header_error: HeaderError | None = None
     origin: UUID | None = None
+    flags: int = 0
+
+    @property
+    def starts_log(self) -> bool:
+        """Whether the origin's log was compacted up to this segment (§4)."""
+        return bool(self.flags & FLAG_LOG_STARTS_HERE)
 
     @property
     def next_index(self) -> int:
@@ -96,6 +109,8 @@ class OriginChain:
 
     origin: UUID
     extent: int = 0
+    first: int = 0
+    """Where the log starts: above 0 once the origin compacted it."""
     segments: list[SegmentScan] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     ignored: list[Ignored] = field(default_factory=list)
@@ -157,7 +172,8 @@ class ChainReader:
                 RecordRef(r.first_index, r.count, r.offset + base, r.end + base, r.erased)
                 for r in more.records]
             scan = Scan(records, more.next_index, more.valid_end + base, more.stop, more.detail)
-            fresh = SegmentScan(path, key, first_index, scan, origin=cached.origin)
+            fresh = SegmentScan(path, key, first_index, scan, origin=cached.origin,
+                                flags=cached.flags)
         else:
             data = os.pread(fd, key[1], 0)
             fresh = SegmentScan(path, key, first_index)
@@ -172,6 +188,7 @@ class ChainReader:
                         f"the name says {first_index}")
                 else:
                     fresh.scan = scan_records(data, HEADER_SIZE, first_index)
+                    fresh.flags = header_flags(data)
         self._cache[path] = fresh
         return fresh
 
@@ -198,6 +215,8 @@ class ChainReader:
             if first is not None:
                 segments.append((first, name))
                 continue
+            if name == CURSORS_FILE:
+                continue
             copy_of = conflict_copy_of(name)
             if copy_of is not None:
                 copies.append((copy_of, name))
@@ -213,8 +232,27 @@ class ChainReader:
         chain.problems.append(problem)
         self._report(problem)
 
+    def _start(self, chain: OriginChain, folder: Path, segments: list[tuple[int, str]]
+               ) -> list[tuple[int, str]]:
+        """The segments the chain walks: all of them from segment 0; without one, from
+        the last segment flagged as where the log starts (the segments before it are
+        compaction's leftovers, being removed)."""
+        if not segments or segments[0][0] == 0:
+            return segments
+        for position in range(len(segments) - 1, -1, -1):
+            first, name = segments[position]
+            try:
+                seg = self.scan_segment(folder / name, first)
+            except OSError:
+                continue
+            if seg.header_error is None and seg.origin == chain.origin and seg.starts_log:
+                chain.first = first
+                return segments[position:]
+        return segments
+
     def _walk(self, chain: OriginChain, folder: Path, segments: list[tuple[int, str]]) -> None:
-        expected = 0
+        segments = self._start(chain, folder, segments)
+        expected = chain.first
         origin = chain.origin
         for position, (first, name) in enumerate(segments):
             path = folder / name
@@ -274,6 +312,7 @@ class ChainReader:
         if copy.scan is None or copy.origin != chain.origin:
             return
         end = min(copy.scan.next_index, chain.extent)
+        first = max(first, chain.first)  # what was compacted away cannot be compared
         if end <= first:
             return
         theirs = self._decode(copy, first, end)
@@ -293,7 +332,10 @@ class ChainReader:
 
     def read(self, chain: OriginChain, from_index: int,
              limit: int) -> list[tuple[int, DecodedEntry]]:
-        """Up to ``limit`` entries from ``from_index``, never past ``chain.extent``."""
+        """Up to ``limit`` entries from ``from_index``, never past ``chain.extent``;
+        `CompactedError` below where the chain starts."""
+        if from_index < chain.first:
+            raise CompactedError(chain.origin, from_index, chain.first)
         out: list[tuple[int, DecodedEntry]] = []
         hi = min(chain.extent, from_index + limit)
         if from_index >= hi:

@@ -24,7 +24,7 @@ class UnsafeFileError(OSError):
         return self.detail
 
 
-def open_segment(path: Path) -> int:
+def open_segment(path: Path, max_size: int = MAX_SEGMENT_FILE) -> int:
     """A read-only descriptor of the regular file at ``path``, never through a symlink.
 
     ``O_NOFOLLOW`` refuses a symlink, ``O_NONBLOCK`` keeps a FIFO from
@@ -45,9 +45,9 @@ def open_segment(path: Path) -> int:
             raise UnsafeFileError(ProblemKind.NOT_A_REGULAR_FILE,
                                   "not a regular file (a FIFO, device or folder named like "
                                   "a segment)")
-        if st.st_size > MAX_SEGMENT_FILE:
-            raise UnsafeFileError(ProblemKind.OVERSIZED, f"{st.st_size} bytes, more than a segment "
-                                  f"can hold ({MAX_SEGMENT_FILE}); not loaded")
+        if st.st_size > max_size:
+            raise UnsafeFileError(ProblemKind.OVERSIZED, f"{st.st_size} bytes, more than the "
+                                  f"format allows ({max_size}); not loaded")
     except BaseException:
         os.close(fd)
         raise

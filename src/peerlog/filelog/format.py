@@ -31,6 +31,10 @@ RECORD_HEAD_SIZE = RECORD_HEAD.size  # 16
 CRC_SIZE = 4
 PER_ENTRY_FIXED = 8 + 4 + 1  # ts, data length, kind
 
+FLAG_LOG_STARTS_HERE = 1
+"""Header flag (docs/file-format.md §4): the origin's log was compacted up to this segment,
+which is where its chain starts when no segment 0 exists."""
+
 KIND_ENTRY = 0
 KIND_EXPUNGED = 1
 _KINDS = bytes((KIND_ENTRY, KIND_EXPUNGED))
@@ -57,9 +61,9 @@ def segment_name(first_index: int) -> str:
     return f"{first_index:020d}{SEGMENT_SUFFIX}"
 
 
-def encode_header(origin: UUID, first_index: int) -> bytes:
+def encode_header(origin: UUID, first_index: int, flags: int = 0) -> bytes:
     """The 40-byte segment header."""
-    head = HEADER.pack(MAGIC, FORMAT_VERSION, 0, origin.bytes, first_index, 0)[:-CRC_SIZE]
+    head = HEADER.pack(MAGIC, FORMAT_VERSION, flags, origin.bytes, first_index, 0)[:-CRC_SIZE]
     return head + _u32.pack(zlib.crc32(head))
 
 
@@ -97,6 +101,11 @@ def decode_header(data: bytes) -> tuple[UUID, int]:
     if zlib.crc32(data[: HEADER_SIZE - CRC_SIZE]) != crc:
         raise HeaderError(ProblemKind.NOT_A_SEGMENT, "header checksum mismatch")
     return UUID(bytes=origin), first
+
+
+def header_flags(data: bytes) -> int:
+    """The flags of a header `decode_header` accepted."""
+    return int(HEADER.unpack_from(data)[2])
 
 
 def encode_record(first_index: int, entries: Sequence[DecodedEntry]) -> bytes:

@@ -18,11 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+from peerlog.filelog.acks import DeviceCursors, read_cursors, write_cursors
 from peerlog.filelog.chain import ChainReader, Ignored
-from peerlog.filelog.doctor import FolderDiagnosis, OriginReport
+from peerlog.filelog.doctor import FolderDiagnosis, MissingDevice, OriginReport, SnapshotReport
 from peerlog.filelog.durable import real_folder
-from peerlog.filelog.names import peer_of_folder, segment_first_index, why_ignored
+from peerlog.filelog.names import (
+    SNAPSHOTS_FOLDER,
+    peer_of_folder,
+    segment_first_index,
+    why_ignored,
+)
 from peerlog.filelog.problems import ProblemKind
+from peerlog.filelog.snapshots import ShelvedSnapshot, SnapshotShelf
 from peerlog.filelog.writer import OwnLogWriter
 from peerlog.sync import defaults
 from peerlog.sync.batch import DEFAULT_READ_BATCH, read_bound
@@ -82,6 +89,8 @@ class SharedFolder(AsyncClosing):
         self._poll_interval = poll_interval
         self._rescan_interval = rescan_interval
         self._reader = ChainReader(self._root)
+        self.snapshots = SnapshotShelf(self._root)
+        """The folder's state snapshots."""
         self._closed = False
         self._follower: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
@@ -147,6 +156,22 @@ class SharedFolder(AsyncClosing):
             found = {peer: self.erased_slots(peer) for peer in self.list_peers()}
             return {peer: slots for peer, slots in found.items() if slots}
         return await asyncio.to_thread(work)
+
+    def first_indexes(self) -> PeerCursors:
+        """Every origin whose log in the folder was compacted: where it now starts."""
+        self._check_open()
+        out = PeerCursors()
+        for peer in self.list_peers():
+            first = self._reader.chain(peer).first
+            if first:
+                out[peer] = first
+        return out
+
+    def device_cursors(self) -> dict[UUID, DeviceCursors]:
+        """What each device in the folder last said it holds (``cursors.json``)."""
+        self._check_open()
+        found = {peer: read_cursors(self._root / str(peer), peer) for peer in self.list_peers()}
+        return {peer: got for peer, got in found.items() if got is not None}
 
     def extents(self) -> PeerCursors:
         """Every origin's valid extent (the synchronous form of `cursors`)."""
@@ -267,6 +292,10 @@ class SharedFolder(AsyncClosing):
         origins: list[OriginReport] = []
         for name in sorted(os.listdir(self._root)):
             path = self._root / name
+            if name == SNAPSHOTS_FOLDER and real_folder(path):
+                ignored.extend(Ignored(str(path / bad.name), f"not a usable snapshot: "
+                                       f"{bad.reason}") for bad in self.snapshots.bad())
+                continue
             peer = peer_of_folder(name)
             if peer is None or not (real_folder(path) or path.is_symlink()):
                 reason = why_ignored(name)
@@ -278,15 +307,39 @@ class SharedFolder(AsyncClosing):
             chain = self._reader.chain(peer)
             ignored.extend(chain.ignored)
             origins.append(OriginReport(peer, chain.extent, len(chain.segments),
-                                        tuple(chain.problems), self._ahead(peer, chain.extent)))
-        return FolderDiagnosis(str(self._root), tuple(origins), tuple(ignored))
+                                        tuple(chain.problems), self._ahead(peer, chain.extent),
+                                        chain.first))
+        snapshots = self.snapshots.valid()
+        return FolderDiagnosis(
+            str(self._root), tuple(origins), tuple(ignored),
+            tuple(SnapshotReport(s.name, s.producer, s.covers, s.size) for s in snapshots),
+            self._missing({o.origin for o in origins}, snapshots))
+
+    def _missing(self, present: set[UUID], snapshots: list[ShelvedSnapshot]
+                 ) -> tuple[MissingDevice, ...]:
+        """Devices that other devices (or snapshots) know of, whose folder is gone."""
+        held = PeerCursors()
+        for said in self.device_cursors().values():
+            held = held.merged(said.cursors)
+        covered = PeerCursors()
+        for snap in snapshots:
+            covered = covered.merged(snap.frontier)
+        return tuple(MissingDevice(p, held.of(p), covered.of(p))
+                     for p in sorted(set(held) | set(covered)) if p not in present)
 
     def _ahead(self, peer: UUID, extent: int) -> int:
-        last = self.read_entries(peer, extent - 1, 1) if extent else []
-        if not last or type(last[0][1]) is not Entry:
-            return 0
-        ahead = ts_millis(last[0][1].ts) - wall_ms()
+        last = self.last_written_ms(peer)
+        ahead = 0 if last is None else last - wall_ms()
         return ahead if ahead > defaults.MAX_SKEW_MS else 0
+
+    def last_written_ms(self, peer: UUID) -> int | None:
+        """The clock time of ``peer``'s newest entry in the folder (None: none held)."""
+        chain = self._reader.chain(peer)
+        last = self._reader.read(chain, chain.extent - 1, 1) if chain.extent > chain.first \
+            else []
+        if not last or type(last[0][1]) is not Entry:
+            return None
+        return ts_millis(last[0][1].ts)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -320,6 +373,7 @@ class FileLog(SharedFolder):
                          poll_interval=poll_interval, rescan_interval=rescan_interval)
         self._origin = origin
         self._writer = OwnLogWriter(self._root, origin, self._reader)
+        self._acknowledged: PeerCursors | None = None
 
     @property
     def origin(self) -> UUID:
@@ -356,12 +410,32 @@ class FileLog(SharedFolder):
         self._check_open()
         self._writer.expunge(index)
 
+    def acknowledge(self, cursors: PeerCursors) -> None:
+        """Say in the folder what this device holds (``cursors.json``), if it changed."""
+        self._check_open()
+        if cursors == self._acknowledged:
+            return
+        folder = self._root / str(self._origin)
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            write_cursors(folder, self._origin, cursors, wall_ms())
+        except OSError as exc:
+            raise BackendError(f"cannot write {folder}'s cursors: {exc}") from exc
+        self._acknowledged = PeerCursors(cursors)
+
+    def compact_below(self, upto: int) -> int:
+        """Remove this origin's segments that hold only entries below ``upto`` (see
+        `OwnLogWriter.compact_below`); returns how many files were removed."""
+        self._check_open()
+        return len(self._writer.compact_below(upto))
+
     def continue_as(self, origin: UUID) -> None:
         """Write as ``origin`` from now on: the device continues as a new origin (its old
         one forked); the old origin's log is then read like any other device's."""
         self._check_open()
         old, self._writer = self._writer, OwnLogWriter(self._root, origin, self._reader)
         self._origin = origin
+        self._acknowledged = None
         old.close()
 
     async def close(self) -> None:

@@ -30,6 +30,12 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+CURSORS_FILE = "cursors.json"
+"""In an origin's folder: what that device holds of every origin (docs/file-format.md §10)."""
+SNAPSHOTS_FOLDER = "snapshots"
+"""At the top of the shared folder: state snapshots (docs/file-format.md §9)."""
+
+
 def segment_first_index(name: str) -> int | None:
     """The first index a segment file name announces, or None if it is not one."""
     match = _SEGMENT.match(name)

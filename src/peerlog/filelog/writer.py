@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from uuid import UUID
 
-from peerlog.filelog.chain import ChainReader, OriginChain
+from peerlog.filelog.chain import ChainReader, OriginChain, SegmentScan
 from peerlog.filelog.durable import (
     open_segment,
     replace_atomically,
@@ -35,6 +35,7 @@ from peerlog.filelog.durable import (
     write_all,
 )
 from peerlog.filelog.format import (
+    FLAG_LOG_STARTS_HERE,
     HEADER_SIZE,
     SEGMENT_MAX_BYTES,
     SEGMENT_MAX_ENTRIES,
@@ -244,6 +245,8 @@ class OwnLogWriter:
                 f"indexes 0..{self._next - 1}" if self._next else
                 f"cannot expunge index {index} of origin {self._origin}: the log is empty")
         chain = self._reader.chain(self._origin)
+        if index < chain.first:
+            return  # compacted away: the folder no longer holds it at all
         seg = next(s for s in reversed(chain.segments) if s.first_index <= index)
         with os.fdopen(open_segment(seg.path), "rb") as f:
             data = f.read()
@@ -264,6 +267,66 @@ class OwnLogWriter:
                 self._open_tail(seg.path, seg.first_index, len(rewritten))
         except OSError as exc:
             raise BackendError(f"cannot expunge index {index} in {seg.path}: {exc}") from exc
+
+    # -- compacting -----------------------------------------------------------
+
+    def compact_below(self, upto: int) -> list[Path]:
+        """Remove the segments holding only entries below ``upto``; returns them.
+
+        The first segment kept is flagged as where the log starts (rewritten
+        through a temporary file), before anything is removed, so a reader sees
+        either the whole old chain or the compacted one; when every entry is
+        below ``upto``, the log continues in a new, empty flagged segment.  The
+        caller guarantees that a snapshot in the folder covers ``upto`` and
+        every device that still syncs holds it.
+        """
+        with self._write_lock():
+            chain = self._reader.chain(self._origin)
+            upto = min(upto, self._next)
+            # An empty segment at the end is where the log goes on: never doomed.
+            doomed = [seg for seg in chain.segments
+                      if seg.next_index <= upto and seg.first_index < self._next]
+            leftovers = [self._folder / name for name in os.listdir(self._folder)
+                         if (first := segment_first_index(name)) is not None
+                         and first < chain.first]
+            if not doomed:
+                return self._remove(leftovers)
+            try:
+                kept = chain.segments[len(doomed):]
+                if kept:
+                    self._flag_start(kept[0])
+                else:
+                    path = self._folder / segment_name(self._next)
+                    replace_atomically(path, encode_header(self._origin, self._next,
+                                                           FLAG_LOG_STARTS_HERE))
+                    self._open_tail(path, self._next, HEADER_SIZE)
+            except OSError as exc:
+                raise BackendError(f"cannot compact {self._folder}: {exc}") from exc
+            return self._remove(leftovers + [seg.path for seg in doomed])
+
+    def _flag_start(self, seg: SegmentScan) -> None:
+        if seg.starts_log or seg.first_index == 0:
+            return
+        with os.fdopen(open_segment(seg.path), "rb") as f:
+            data = f.read()
+        replace_atomically(seg.path, encode_header(self._origin, seg.first_index,
+                                                   FLAG_LOG_STARTS_HERE) + data[HEADER_SIZE:])
+        if seg.path == self._tail:
+            self._open_tail(seg.path, seg.first_index, len(data))
+
+    def _remove(self, paths: list[Path]) -> list[Path]:
+        removed = []
+        for path in sorted(paths):  # oldest first: what stays is always a valid chain
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise BackendError(f"cannot remove {path} while compacting: {exc}") from exc
+            removed.append(path)
+        if removed:
+            sync_dir(self._folder)
+        return removed
 
     # -- closing --------------------------------------------------------------
 

@@ -1,16 +1,20 @@
 """`SqliteOplog`: the embedded SQL oplog, a `Replica` on the standard library's sqlite3.
 
-Schema (version 1)::
+Schema (version 2)::
 
     peerlog_meta(key TEXT PRIMARY KEY, value BLOB)           -- origin, hlc, schema version
     peerlog_peers(id INTEGER PRIMARY KEY, peer BLOB UNIQUE,  -- 16-byte UUID
-                  next_index INTEGER)                        -- the cursor, O(origins) to read
+                  next_index INTEGER,                        -- the cursor, O(origins) to read
+                  first_index INTEGER)                       -- where the log starts (2)
     peerlog_entries(peer INTEGER, idx INTEGER, ts INTEGER, body BLOB,
                     PRIMARY KEY (peer, idx)) WITHOUT ROWID
     peerlog_deferred(peer BLOB PRIMARY KEY, idx, ts, ahead_ms)  -- entries waiting
                                                              -- for the clock (0.2)
 
 An entry is stored as ``(ts, payload)``; an expunged marker as ``(NULL, digest)``.
+Version 2 (peerlog 0.2) added ``first_index``: below it an origin's log was
+compacted (`compact`, `adopt_frontier`), and `read_since` there raises
+`CompactedError`; a version-1 database gains the column, at 0, on first open.
 The clustered ``(peer, idx)`` key makes ``read_since`` one range scan and a
 batch insert an append at the end of the b-tree.
 
@@ -29,7 +33,7 @@ import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -52,6 +56,7 @@ from peerlog.sync.errors import (
     ClockSkewError,
     ClosedError,
     CodecError,
+    CompactedError,
     DeferredError,
     DiskFullError,
     IdentityError,
@@ -61,18 +66,20 @@ from peerlog.sync.errors import (
 )
 from peerlog.sync.faces import Applied, AsyncClosing, Deferral
 from peerlog.sync.hlc import COUNTER_BITS, Hlc, ts_millis
+from peerlog.sync.rules import SlotAction, reconcile
 from peerlog.sync.watch import CursorHub
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _T = TypeVar("_T")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS peerlog_meta(
     key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS peerlog_peers(
-    id INTEGER PRIMARY KEY, peer BLOB NOT NULL UNIQUE, next_index INTEGER NOT NULL);
+    id INTEGER PRIMARY KEY, peer BLOB NOT NULL UNIQUE, next_index INTEGER NOT NULL,
+    first_index INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS peerlog_entries(
     peer INTEGER NOT NULL, idx INTEGER NOT NULL, ts INTEGER, body BLOB NOT NULL,
     PRIMARY KEY (peer, idx)) WITHOUT ROWID;
@@ -163,6 +170,13 @@ class SqliteOplog(AsyncClosing):
                         f"{self._path!r} has oplog schema version {version}; this peerlog "
                         f"reads at most version {SCHEMA_VERSION}: upgrade peerlog"
                     )
+                columns = {r[1] for r in conn.execute("PRAGMA table_info(peerlog_peers)")}
+                if "first_index" not in columns:  # written by peerlog 0.1
+                    conn.execute("ALTER TABLE peerlog_peers ADD COLUMN first_index INTEGER"
+                                 " NOT NULL DEFAULT 0")
+                if version < SCHEMA_VERSION and "origin" in meta:
+                    conn.execute("UPDATE peerlog_meta SET value = ? WHERE key = "
+                                 "'schema_version'", (SCHEMA_VERSION,))
                 stored = meta.get("origin")
                 if stored is None:
                     chosen = origin if origin is not None else uuid.uuid4()
@@ -268,10 +282,14 @@ class SqliteOplog(AsyncClosing):
         return pid
 
     def _next_index(self, pid: int) -> int:
+        return self._extent(pid)[0]
+
+    def _extent(self, pid: int) -> tuple[int, int]:
+        """``(next_index, first_index)`` of an origin."""
         row = self._conn.execute(
-            "SELECT next_index FROM peerlog_peers WHERE id = ?", (pid,)
+            "SELECT next_index, first_index FROM peerlog_peers WHERE id = ?", (pid,)
         ).fetchone()
-        return int(row[0])
+        return int(row[0]), int(row[1])
 
     def _read_cursors(self) -> PeerCursors:
         rows = self._conn.execute(
@@ -324,7 +342,11 @@ class SqliteOplog(AsyncClosing):
         try:
             pid = self._pid(peer, create=True)
             assert pid is not None
-            next_index = self._next_index(pid)
+            next_index, first = self._extent(pid)
+            erased_below = 0
+            if start < first:  # slots a snapshot covers: only erasures can still matter
+                erased_below = self._apply_compacted(peer, pid, start, rows[:first - start])
+                rows, start = rows[first - start:], first
             plan = plan_batch(peer, start, rows, next_index, lambda lo, hi: conn.execute(
                 "SELECT idx, ts, body FROM peerlog_entries WHERE peer = ? AND idx >= ?"
                 " AND idx < ? ORDER BY idx", (pid, lo, hi)).fetchall())
@@ -367,7 +389,39 @@ class SqliteOplog(AsyncClosing):
                 bulk.pending += len(plan.tail)
                 if bulk.pending >= bulk.commit_every:
                     self._bulk_commit(loop)
-        return plan.new
+        return plan.new + erased_below
+
+    def _apply_compacted(self, peer: UUID, pid: int, start: int, rows: list[Row]) -> int:
+        """Offered slots below the origin's first index (compacted, or covered by a loaded
+        snapshot).  An entry there is taken as already held: it cannot be compared any
+        more.  A marker erases: a held slot as usual, and a slot not held is recorded as
+        erased (so the state forgets what a snapshot said of it); returns how many."""
+        conn = self._conn
+        end = start + len(rows)
+        held = {int(i): (ts, bytes(body)) for i, ts, body in conn.execute(
+            "SELECT idx, ts, body FROM peerlog_entries WHERE peer = ? AND idx >= ? AND idx < ?",
+            (pid, start, end))}
+        erased: list[int] = []
+        for index, (ts, body) in enumerate(rows, start):
+            if ts is not None:
+                continue
+            got = held.get(index)
+            if got is None:
+                conn.execute("INSERT INTO peerlog_entries(peer, idx, ts, body)"
+                             " VALUES (?, ?, NULL, ?)", (pid, index, body))
+                erased.append(index)
+                continue
+            offer = Expunged(body)
+            mine: DecodedEntry = Entry(got[0], got[1]) if got[0] is not None else \
+                Expunged(got[1])
+            if reconcile(peer, index, mine, offer) is SlotAction.ERASE:
+                conn.execute("UPDATE peerlog_entries SET ts = NULL, body = ?"
+                             " WHERE peer = ? AND idx = ?", (body, pid, index))
+                erased.append(index)
+        if erased:
+            for hook in self._hooks:
+                hook.erased(conn, peer, erased)
+        return len(erased)
 
     def _undo_apply(self, peer: UUID) -> None:
         """Undo one failed `apply_many`: its transaction, or its savepoint in a bulk."""
@@ -577,6 +631,9 @@ class SqliteOplog(AsyncClosing):
         pid = self._pid(peer, create=False)
         if pid is None:
             return []
+        _, first = self._extent(pid)
+        if from_index < first:
+            raise CompactedError(peer, from_index, first)
         with gc_paused():
             cursor = self._conn.execute(
                 "SELECT idx, ts, body FROM peerlog_entries WHERE peer = ? AND idx >= ?"
@@ -588,6 +645,116 @@ class SqliteOplog(AsyncClosing):
                 pass
             cursor.close()
             return decode_rows(fetch.rows)
+
+    async def first_indexes(self) -> PeerCursors:
+        """Every origin whose log here starts above 0 (compacted, or taken from a snapshot),
+        mapped to its first held index."""
+        return await self._run(lambda _loop: PeerCursors(
+            {UUID(bytes=bytes(p)): int(i) for p, i in self._conn.execute(
+                "SELECT peer, first_index FROM peerlog_peers WHERE first_index > 0")}))
+
+    async def adopt_frontier(self, frontier: Mapping[UUID, int],
+                             fill: Callable[[sqlite3.Connection], None]) -> PeerCursors:
+        """Take in a state snapshot covering every entry below ``frontier``.
+
+        In one transaction: for each origin the snapshot is ahead on, the
+        entries held below it are dropped (the snapshot covers them; erasure
+        markers stay, so erasures keep travelling) and the origin's log
+        starts, and its cursor stands, at the frontier; then ``fill(conn)``
+        merges the snapshot's registers into the view.  Returns the cursors
+        that moved.  An origin the snapshot is not ahead on is left alone.
+        """
+        return await self._run(self._adopt_sync, dict(frontier), fill)
+
+    def _adopt_sync(self, loop: asyncio.AbstractEventLoop, frontier: dict[UUID, int],
+                    fill: Callable[[sqlite3.Connection], None]) -> PeerCursors:
+        conn = self._conn
+        self._bulk_commit(loop)
+        conn.execute("BEGIN IMMEDIATE")
+        moved = PeerCursors()
+        try:
+            for peer, index in frontier.items():
+                pid = self._pid(peer, create=True)
+                assert pid is not None
+                if index <= self._next_index(pid):
+                    continue
+                conn.execute("DELETE FROM peerlog_entries WHERE peer = ? AND idx < ?"
+                             " AND ts IS NOT NULL", (pid, index))
+                conn.execute("UPDATE peerlog_peers SET next_index = ?, first_index = ?"
+                             " WHERE id = ?", (index, index, pid))
+                conn.execute("DELETE FROM peerlog_deferred WHERE peer = ? AND idx < ?",
+                             (peer.bytes, index))
+                moved[peer] = index
+            fill(conn)
+            self._save_clock()
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            self._pids.clear()
+            raise
+        if moved:
+            self._announce(loop, dict(moved))
+        return moved
+
+    async def compact(self, upto: Mapping[UUID, int],
+                      keep: Callable[[sqlite3.Connection], set[tuple[bytes, int]]]
+                      | None = None) -> int:
+        """Drop the entries below ``upto`` (per origin, never past its cursor) that
+        ``keep(conn)`` does not name as ``(origin bytes, index)``; erasure markers stay.
+        Each origin's log then starts at its ``upto``.  Returns how many were dropped.
+
+        The caller guarantees a state snapshot covers ``upto`` (the state view keeps
+        the registers the dropped entries wrote); this device's own entries must be
+        published below it, since they can no longer be read from here.  The freed
+        pages are zeroed (``secure_delete``); `vacuum` gives them back to the file system.
+        """
+        return await self._run(self._compact_sync, dict(upto), keep)
+
+    def _compact_sync(self, _loop: asyncio.AbstractEventLoop, upto: dict[UUID, int],
+                      keep: Callable[[sqlite3.Connection], set[tuple[bytes, int]]] | None
+                      ) -> int:
+        conn = self._conn
+        self._bulk_commit(_loop)
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            kept = keep(conn) if keep is not None else set()
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS peerlog_kept(peer INTEGER, idx INTEGER,"
+                         " PRIMARY KEY (peer, idx)) WITHOUT ROWID")
+            conn.execute("DELETE FROM temp.peerlog_kept")
+            dropped = 0
+            for peer, index in upto.items():
+                pid = self._pid(peer, create=False)
+                if pid is None:
+                    continue
+                next_index, first = self._extent(pid)
+                index = min(index, next_index)
+                if index <= first:
+                    continue
+                conn.executemany("INSERT OR IGNORE INTO temp.peerlog_kept VALUES (?, ?)",
+                                 [(pid, i) for raw, i in kept if raw == peer.bytes])
+                dropped += conn.execute(
+                    "DELETE FROM peerlog_entries WHERE peer = ? AND idx < ? AND ts IS NOT NULL"
+                    " AND idx NOT IN (SELECT idx FROM temp.peerlog_kept WHERE peer = ?)",
+                    (pid, index, pid)).rowcount
+                conn.execute("UPDATE peerlog_peers SET first_index = ? WHERE id = ?",
+                             (index, pid))
+            conn.execute("DELETE FROM temp.peerlog_kept")
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        return dropped
+
+    async def vacuum(self) -> None:
+        """Rebuild the database file and truncate its write-ahead log, so the bytes of
+        dropped entries are gone from the disk (after `compact`, or an erasure)."""
+        def work(loop: asyncio.AbstractEventLoop) -> None:
+            self._bulk_commit(loop)
+            self._conn.execute("PRAGMA secure_delete=ON")
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        await self._run(work)
 
     async def erased(self) -> dict[UUID, list[tuple[int, bytes]]]:
         """Every origin's expunged slots ``(index, digest)``, from a partial index."""

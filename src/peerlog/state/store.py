@@ -27,12 +27,21 @@ from peerlog.state.ops import (
     merged_value,
     parse_json,
 )
-from peerlog.state.view import LIVE, VALUE, LwwView, ops_on_key
+from peerlog.state.snapshot import StateSnapshot, decode_snapshot, encode_snapshot
+from peerlog.state.view import (
+    LIVE,
+    VALUE,
+    LwwView,
+    merge_registers,
+    ops_on_key,
+    pinned,
+    registers,
+)
 from peerlog.sync.cursors import PeerCursors, Snapshot
 from peerlog.sync.defaults import MAX_SKEW_MS
 from peerlog.sync.entry import Entry
 from peerlog.sync.faces import AsyncClosing, Deferral
-from peerlog.sync.hlc import ts_millis
+from peerlog.sync.hlc import COUNTER_BITS, ts_millis, wall_ms
 from peerlog.sync.watch import watching
 
 
@@ -181,6 +190,7 @@ class StateStore(AsyncClosing):
                  max_skew_ms: int = MAX_SKEW_MS, **oplog_options: Any) -> None:
         self.oplog = SqliteOplog(path, origin, hooks=[LwwView()], max_skew_ms=max_skew_ms,
                                  **oplog_options)
+        self._max_skew_ms = max_skew_ms
 
     @property
     def origin(self) -> UUID:
@@ -330,6 +340,55 @@ class StateStore(AsyncClosing):
             return Change(table, key, await self.get(table, key), False, origin)
         except KeyError:
             return Change(table, key, None, True, origin)
+
+    # -- snapshots and compaction -----------------------------------------------
+
+    async def snapshot(self) -> bytes:
+        """The state as snapshot bytes (`peerlog.state.snapshot`): every register and the
+        frontier of entries it covers, read in one transaction."""
+        def read(conn: sqlite3.Connection) -> bytes:
+            began = not conn.in_transaction
+            if began:
+                conn.execute("BEGIN")
+            try:
+                frontier = PeerCursors({UUID(bytes=bytes(p)): int(n) for p, n in conn.execute(
+                    "SELECT peer, next_index FROM peerlog_peers WHERE next_index > 0")})
+                hlc = int(conn.execute(
+                    "SELECT value FROM peerlog_meta WHERE key = 'hlc'").fetchone()[0])
+                bases, fields = registers(conn)
+            finally:
+                if began:
+                    conn.execute("COMMIT")
+            return encode_snapshot(self.origin, wall_ms(), hlc, frontier, bases, fields)
+        return await self.oplog.run_query(read)
+
+    async def load_snapshot(self, data: bytes | StateSnapshot) -> PeerCursors:
+        """Take in a snapshot (bytes are verified first: `SnapshotError`, nothing loaded).
+
+        Every origin it is ahead on then starts at its frontier here, and the
+        entries above come through sync as usual; the result equals replaying
+        every entry it covers.  Returns the cursors that moved (empty when this
+        device already held everything the snapshot covers).
+        """
+        snap = data if isinstance(data, StateSnapshot) else decode_snapshot(data)
+        held = await self.oplog.cursors()
+        if all(held.of(p) >= i for p, i in snap.frontier.items()):
+            return PeerCursors()
+        self.oplog.hlc.catch_up(
+            min(snap.hlc, (self.oplog.hlc.wall() + self._max_skew_ms) << COUNTER_BITS))
+
+        def fill(conn: sqlite3.Connection) -> None:
+            merge_registers(conn, snap.bases, snap.fields)
+        return await self.oplog.adopt_frontier(snap.frontier, fill)
+
+    async def compact(self, upto: Mapping[UUID, int], *, vacuum: bool = True) -> int:
+        """Drop the log entries below ``upto`` that hold no register of the state (a
+        snapshot covering ``upto`` must be published, with this device's own entries
+        below it), then rebuild the file so their bytes are gone; returns how many."""
+        dropped = await self.oplog.compact(upto, pinned)
+        if vacuum:
+            await self.oplog.vacuum()
+        return dropped
 
     async def close(self) -> None:
         await self.oplog.close()

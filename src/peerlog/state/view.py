@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
+from typing import Any
 from uuid import UUID
 
 from peerlog.state.ops import (
@@ -264,13 +265,30 @@ def ops_on_key(conn: sqlite3.Connection, table: str, key: str
                 yield bytes(raw), int(index), int(ts), op
 
 
+_NOT_HELD = """NOT EXISTS (SELECT 1 FROM peerlog_entries e JOIN peerlog_peers p
+    ON p.id = e.peer WHERE p.peer = r.peer AND e.idx = r.idx)"""
+
+
 def recompute(conn: sqlite3.Connection, table: str, key: str) -> None:
-    """Rebuild one key's registers from every operation the log still holds on it."""
+    """Rebuild one key's registers from every operation the log still holds on it.
+
+    A register written by an entry this device no longer holds (compacted, or
+    taken in from a snapshot) cannot be rebuilt from the log: it stays as it
+    is, unless that very slot is now an erasure marker.
+    """
     skipped = set(conn.execute("SELECT peer, idx FROM peerlog_state_skipped"))
-    conn.execute("DELETE FROM peerlog_state WHERE tbl = ? AND key = ?", (table, key))
-    conn.execute("DELETE FROM peerlog_fields WHERE tbl = ? AND key = ?", (table, key))
     base: tuple[Rank, bytes, int] | None = None
     fields: dict[str, tuple[Rank, bytes, int]] = {}
+    for ts, deleted, value, raw, index in conn.execute(
+            "SELECT ts, del, value, peer, idx FROM peerlog_state r WHERE tbl = ? AND key = ?"
+            f" AND idx >= 0 AND {_NOT_HELD}", (table, key)):
+        base = ((int(ts), int(deleted), bytes(value)), bytes(raw), int(index))
+    for name, ts, deleted, value, raw, index in conn.execute(
+            "SELECT field, ts, del, value, peer, idx FROM peerlog_fields r"
+            f" WHERE tbl = ? AND key = ? AND {_NOT_HELD}", (table, key)):
+        fields[str(name)] = ((int(ts), int(deleted), bytes(value)), bytes(raw), int(index))
+    conn.execute("DELETE FROM peerlog_state WHERE tbl = ? AND key = ?", (table, key))
+    conn.execute("DELETE FROM peerlog_fields WHERE tbl = ? AND key = ?", (table, key))
     for raw, index, ts, op in ops_on_key(conn, table, key):
         if (raw, index) in skipped:
             continue
@@ -291,5 +309,47 @@ def recompute(conn: sqlite3.Connection, table: str, key: str) -> None:
                                      for name, (rank, raw, index) in fields.items()]})
 
 
-__all__ = ["LIVE", "VALUE", "LwwView", "Names", "json_problem", "ops_on_key", "recompute",
-           "settle"]
+def registers(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+    """Every register of the state, in key order: the bases
+    ``(table, key, ts, deleted, value, origin bytes, index)`` and the fields
+    ``(table, key, field, ts, removed, value, origin bytes, index)``."""
+    bases = [(t, k, int(ts), int(d), bytes(v), bytes(p), int(i)) for t, k, ts, d, v, p, i in
+             conn.execute("SELECT tbl, key, ts, del, value, peer, idx FROM peerlog_state"
+                          " ORDER BY tbl, key")]
+    fields = [(t, k, f, int(ts), int(d), bytes(v), bytes(p), int(i))
+              for t, k, f, ts, d, v, p, i in conn.execute(
+                  "SELECT tbl, key, field, ts, del, value, peer, idx FROM peerlog_fields"
+                  " ORDER BY tbl, key, field")]
+    return bases, fields
+
+
+def pinned(conn: sqlite3.Connection) -> set[tuple[bytes, int]]:
+    """``(origin bytes, index)`` of every entry that holds a register: what compaction
+    keeps, so an erasure can still be answered from the log."""
+    return {(bytes(p), int(i)) for p, i in conn.execute(
+        "SELECT peer, idx FROM peerlog_state WHERE idx >= 0"
+        " UNION SELECT peer, idx FROM peerlog_fields")}
+
+
+def merge_registers(conn: sqlite3.Connection, bases: Sequence[Any],
+                    fields: Sequence[Any]) -> None:
+    """Merge registers (a snapshot's) into the state: each register keeps the higher
+    rank, exactly as if the operations behind them had been applied here."""
+    fresh = conn.execute("SELECT 1 FROM peerlog_state LIMIT 1").fetchone() is None
+    if fresh:  # a new device: nothing to compare against
+        conn.executemany("INSERT INTO peerlog_state(tbl, key, ts, del, value, peer, idx)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?)", bases)
+    else:
+        conn.executemany(_UPSERT, bases)
+    had_fields = conn.execute("SELECT 1 FROM peerlog_fields LIMIT 1").fetchone() is not None
+    claims: dict[tuple[str, str], list[FieldRegister]] = {}
+    for table, key, name, ts, removed, value, raw, index in fields:
+        claims.setdefault((table, key), []).append((name, (ts, removed, value), raw, index))
+    if had_fields:
+        for table, key, *_ in bases:
+            claims.setdefault((table, key), [])
+    settle(conn, claims)
+
+
+__all__ = ["LIVE", "VALUE", "LwwView", "Names", "json_problem", "ops_on_key", "merge_registers",
+           "pinned", "recompute", "registers", "settle"]

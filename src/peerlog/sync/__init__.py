@@ -8,6 +8,7 @@ from peerlog.sync.errors import (
     ClockSkewError,
     ClosedError,
     CodecError,
+    CompactedError,
     CorruptLogError,
     CursorMismatchError,
     DeferredError,
@@ -17,6 +18,7 @@ from peerlog.sync.errors import (
     IndexOutOfRangeError,
     InvalidArgumentError,
     QuotaExceededError,
+    SnapshotError,
     SyncError,
 )
 from peerlog.sync.faces import (
@@ -45,6 +47,8 @@ __all__ = [
     "ClockSkewError",
     "ClosedError",
     "CodecError",
+    "CompactedError",
+    "SnapshotError",
     "CorruptLogError",
     "InvalidArgumentError",
     "CursorMismatchError",

@@ -27,6 +27,13 @@ MAX_ENTRY_BYTES = 4 << 20
 MAX_BATCH_BYTES = 8 << 20
 """The most payload bytes one batch carries: 8 MiB (at least one entry always)."""
 
+SNAPSHOT_EVERY = 100_000
+"""A device syncing through a folder publishes a state snapshot (and compacts its own
+log there) once the folder's newest snapshot is this many entries behind what it holds."""
+BOOTSTRAP_MIN = 10_000
+"""A device loads a snapshot instead of replaying once the snapshot covers at least this
+many entries it lacks (or entries it lacks were compacted away)."""
+
 # -- time ----------------------------------------------------------------------------
 
 SAFETY_ROUND = 30.0
@@ -49,6 +56,10 @@ MAX_SKEW_MS = 60_000
 A device's state applies an entry further ahead only once its own clock is
 within this of it (`DeferredError`), and its clock never follows one further.
 """
+
+RETENTION_MS = 180 * 86_400_000
+"""A device that said nothing in the folder for this long (180 days) no longer holds
+compaction back; when it returns it starts from a snapshot."""
 
 # -- the relay -----------------------------------------------------------------------
 

@@ -11,8 +11,10 @@ expected and what was found.  The tree, by what the caller does about it::
     ├── CodecError              the input (or bytes read) is not valid: fix it
     │   ├── InvalidArgumentError    a bad argument (also a ValueError)
     │   │   └── EntryTooLargeError      (sync.batch) a change over MAX_ENTRY_BYTES
-    │   └── CorruptLogError         this device's own folder log is damaged
+    │   ├── CorruptLogError         this device's own folder log is damaged
+    │   └── SnapshotError           a state snapshot that cannot be loaded: ignore it
     ├── IndexOutOfRangeError    named a slot that is not held
+    ├── CompactedError          read below a compacted point: load a snapshot
     ├── AccessDeniedError       the relay refused the token: fix it, do not retry
     ├── QuotaExceededError      the relay is full for this device
     ├── BackendError            storage unreachable or failing: retry later
@@ -86,6 +88,28 @@ class CorruptLogError(CodecError):
 
 class IndexOutOfRangeError(SyncError):
     """An index outside the log's held extent (e.g. expunging a slot never written)."""
+
+
+class CompactedError(SyncError):
+    """A read below where an origin's log now starts: the entries before
+    ``first_available`` were compacted away (they are in a state snapshot).
+
+    Drivers answer it by loading a snapshot that covers them (`FolderSync`
+    does so by itself); nothing was read.
+    """
+
+    def __init__(self, peer: UUID, from_index: int, first_available: int) -> None:
+        self.peer = peer
+        self.from_index = from_index
+        self.first_available = first_available
+        super().__init__(
+            f"origin {peer}: entries below index {first_available} were compacted away "
+            f"(asked from {from_index}); load a state snapshot that covers them")
+
+
+class SnapshotError(CodecError):
+    """Bytes that are not a valid state snapshot (damaged, truncated, foreign or from a
+    newer peerlog); nothing of it was loaded."""
 
 
 class BackendError(SyncError):

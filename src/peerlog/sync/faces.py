@@ -220,3 +220,90 @@ class SharedFileLog(FileLogReplica, HasErasures, Protocol):
     def erased_slots(self, peer: UUID) -> list[tuple[int, bytes]]: ...
 
     def withheld(self) -> Mapping[UUID, WithheldRange]: ...
+
+
+@runtime_checkable
+class SnapshotState(Protocol):
+    """A state that can be written out as a snapshot, take one in, and drop log entries a
+    snapshot covers (`peerlog.state.StateStore`)."""
+
+    async def snapshot(self) -> bytes:
+        """The state and the frontier it covers, as verified-on-read bytes."""
+        ...
+
+    async def load_snapshot(self, data: bytes) -> PeerCursors:
+        """Verify and merge a snapshot in (`SnapshotError`: nothing loaded); returns the
+        cursors that moved."""
+        ...
+
+    async def compact(self, upto: Mapping[UUID, int], *, vacuum: bool = ...) -> int:
+        """Drop the log entries below ``upto`` the state no longer needs."""
+        ...
+
+
+class SnapshotInfo(Protocol):
+    """A snapshot a folder or relay offers: its name (the digest) and what it covers."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def producer(self) -> UUID: ...
+
+    @property
+    def created_ms(self) -> int: ...
+
+    @property
+    def frontier(self) -> PeerCursors: ...
+
+    @property
+    def covers(self) -> int: ...
+
+
+class SnapshotShelfFace(Protocol):
+    """Where snapshots are kept: content-addressed, any device may add or remove one."""
+
+    def valid(self) -> Sequence[SnapshotInfo]:
+        """Every snapshot whose bytes match its name, the one covering most first."""
+        ...
+
+    def read(self, name: str) -> bytes: ...
+
+    def mark_bad(self, name: str, reason: str) -> None:
+        """A snapshot that failed to load: not offered again while its bytes stay the same."""
+        ...
+
+    def publish(self, data: bytes) -> str: ...
+
+    def remove(self, name: str) -> bool: ...
+
+
+class DeviceCursorsFace(Protocol):
+    """What a device last said it holds, and when (ms since the epoch)."""
+
+    @property
+    def cursors(self) -> PeerCursors: ...
+
+    @property
+    def written_ms(self) -> int: ...
+
+
+class CompactingFileLog(SharedFileLog, FileLogPuller, Protocol):
+    """A shared folder's file log with snapshots, acknowledgements and compaction."""
+
+    @property
+    def snapshots(self) -> SnapshotShelfFace: ...
+
+    def extents(self) -> PeerCursors: ...
+
+    def first_indexes(self) -> PeerCursors: ...
+
+    def device_cursors(self) -> Mapping[UUID, DeviceCursorsFace]: ...
+
+    def last_written_ms(self, peer: UUID) -> int | None:
+        """When ``peer``'s newest entry in the folder was stamped (None: it holds none)."""
+        ...
+
+    def acknowledge(self, cursors: PeerCursors) -> None: ...
+
+    def compact_below(self, upto: int) -> int: ...
