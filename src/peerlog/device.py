@@ -144,7 +144,7 @@ class Device:
             token = read_token(self._token, self._server, saved)
             save_sync(self.home, server=self._server, token=token)
             self._remote = RemoteReplica(self._server, token, ca=self._ca)
-            return RelaySync(store.oplog, self._remote)
+            return RelaySync(store.oplog, self._remote, state=store)
         return None
 
     async def _follow(self, sync: FolderSync | RelaySync) -> None:

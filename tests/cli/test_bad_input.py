@@ -52,7 +52,7 @@ def test_sync_and_status_say_which_entries_are_withheld(run: Run, tmp_path: Path
         run(*a, "put", "t", str(n), str(n))
         assert run(*a, "sync", "--folder", str(shared))[0] == 0
     [origin] = os.listdir(shared)
-    [segment] = (shared / origin).iterdir()
+    [segment] = (shared / origin).glob("*.plog")
     data = bytearray(segment.read_bytes())
     data[-6] ^= 0xFF  # inside the last record: its checksum no longer matches
     segment.write_bytes(bytes(data))

@@ -22,3 +22,12 @@ async def source_harness(request: pytest.FixtureRequest, tmp_path: Path
     harness = SOURCE_KINDS[request.param](tmp_path)
     yield harness
     await harness.close_all()
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+async def sql_harness(request: pytest.FixtureRequest, tmp_path: Path
+                      ) -> AsyncIterator[ReplicaHarness]:
+    """The SQL oplogs, which compact in place (a relay compacts on its own server)."""
+    harness = REPLICA_KINDS[request.param](tmp_path)
+    yield harness
+    await harness.close_all()

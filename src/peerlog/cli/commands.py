@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # imported where used: `peerlog get` should not pay for sync 
     from rich.progress import Progress
 
     from peerlog.drivers import FolderSync, RelaySync, SyncReport
+    from peerlog.drivers.snapshots import Compaction
     from peerlog.filelog import FileLog, Withheld
 
 BIG_SYNC = 10_000
@@ -292,39 +293,59 @@ async def _sync_folder(args: argparse.Namespace, home: Path, folder: Path) -> in
 
 
 async def cmd_compact(args: argparse.Namespace) -> int:
-    """Publish a snapshot to the shared folder and remove what it makes redundant."""
-    from peerlog.drivers import FolderSync
-    from peerlog.filelog import FileLog
-
+    """Publish a snapshot where this device syncs and remove what it makes redundant."""
     home = home_dir(args.home)
     saved = load_sync(home)
-    if not args.folder and not saved.get("folder"):
-        raise CliError("compact works through a shared folder: give --folder DIR (this "
-                       "device has not synced with one; relays keep no snapshots yet)", code=2)
-    folder = shared_folder(args.folder or saved["folder"])
+    folder = args.folder or (None if args.server else saved.get("folder"))
+    server = args.server or (None if args.folder else saved.get("server"))
+    if not folder and not server:
+        raise CliError("compact needs --folder DIR or --server URL (this device has not "
+                       "synced before)", code=2)
     async with open_device(home) as store:
-        log = FileLog(folder, store.origin)
-        try:
-            sync = FolderSync(store.oplog, log, state=store)
-            sync.snapshots.retention_ms = args.retention_days * 86_400_000  # type: ignore[union-attr]
-            done = await sync.compact()
-        finally:
-            await log.close()
+        if folder:
+            done, where = await _compact_folder(store, shared_folder(folder), args), folder
+        else:
+            assert server is not None
+            done, where = await _compact_relay(store, server, args, saved), server
     if args.json:
         emit_json({"snapshot": done.snapshot, "segments_removed": done.segments_removed,
                    "snapshots_removed": done.snapshots_removed,
                    "entries_dropped": done.entries_dropped,
                    "waiting_for": [str(p) for p in done.waiting_for]})
         return 0
-    console.print(f"published snapshot {done.snapshot}; removed {done.segments_removed} "
-                  f"segment(s) and {done.snapshots_removed} older snapshot(s) from {folder}; "
-                  f"dropped {done.entries_dropped} entries from this device's database",
-                  highlight=False)
+    console.print(f"published snapshot {done.snapshot} to {where}; removed "
+                  f"{done.segments_removed} segment(s) and {done.snapshots_removed} older "
+                  f"snapshot(s) there; dropped {done.entries_dropped} entries from this "
+                  "device's database", highlight=False)
     for peer in done.waiting_for:
         console.print(f"waiting for device {peer}: it synced within the last "
                       f"{args.retention_days} days and lacks some of this device's changes, "
                       "so they stay in the folder", highlight=False)
     return 0
+
+
+async def _compact_folder(store: StateStore, folder: Path, args: argparse.Namespace
+                          ) -> Compaction:
+    from peerlog.drivers import FolderSync
+    from peerlog.filelog import FileLog
+
+    log = FileLog(folder, store.origin)
+    try:
+        sync = FolderSync(store.oplog, log, state=store)
+        assert sync.snapshots is not None
+        sync.snapshots.retention_ms = args.retention_days * 86_400_000
+        return await sync.compact()
+    finally:
+        await log.close()
+
+
+async def _compact_relay(store: StateStore, url: str, args: argparse.Namespace,
+                         saved: dict[str, str]) -> Compaction:
+    from peerlog.drivers import RelaySync
+    from peerlog.net import RemoteReplica
+
+    async with RemoteReplica(url, _token(args, url, saved), ca=args.ca) as relay:
+        return await RelaySync(store.oplog, relay, state=store).compact()
 
 
 async def _sync_server(args: argparse.Namespace, home: Path, url: str,
@@ -338,7 +359,7 @@ async def _sync_server(args: argparse.Namespace, home: Path, url: str,
         async with RemoteReplica(url, token, ca=args.ca) as relay:
             progress, advance = _progress(not args.json)
             with progress:
-                sync = RelaySync(store.oplog, relay, progress=advance)
+                sync = RelaySync(store.oplog, relay, progress=advance, state=store)
                 return await _sync_rounds(sync, url, args, progress)
 
 

@@ -120,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "publish a state snapshot to the shared folder, then remove what it makes "
                 "redundant there and in this device's database")
     p.add_argument("--folder", metavar="DIR",
-                   help="the shared folder (default: the one this device syncs with)")
+                   help="the shared folder (default: where this device syncs)")
+    p.add_argument("--server", metavar="URL", help="a relay (default: where this device syncs)")
+    p.add_argument("--token", help="the relay token (default: the one saved for it)")
+    p.add_argument("--ca", metavar="PEM", help="extra CA certificates to trust for the relay")
     p.add_argument("--retention-days", type=int, default=defaults.RETENTION_MS // 86_400_000,
                    metavar="N", help="devices silent longer than this no longer hold "
                                      "compaction back (default: %(default)s)")

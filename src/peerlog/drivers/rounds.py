@@ -22,12 +22,20 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 from uuid import UUID
 
 from peerlog.drivers.filelog import FileLogIngester, FileLogPublisher
 from peerlog.drivers.fork import Continued, continue_as_new, take_back_own
 from peerlog.drivers.puller import DEFAULT_BATCH, Progress, Puller
-from peerlog.drivers.snapshots import Bootstrapped, Compaction, FolderSnapshots
+from peerlog.drivers.snapshots import (
+    Bootstrapped,
+    Compaction,
+    FolderPlace,
+    RelayFace,
+    RelayPlace,
+    Snapshots,
+)
 from peerlog.sync.backoff import Backoff
 from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.defaults import SAFETY_ROUND
@@ -104,13 +112,25 @@ RoundCallback = Callable[[SyncReport], None]
 
 
 class _Live:
-    """``run()`` shared by both kinds of sync: rounds on every movement, backoff offline."""
+    """What both kinds of sync share: ``run()`` (rounds on every movement, backoff
+    offline) and, with a state, snapshots and ``compact()``."""
 
     _watched: Sequence[HasCursors]
     _where: str
+    snapshots: Snapshots | None
+    """With a ``state``: bootstrap, acknowledgements and compaction (`Snapshots`)."""
 
     async def run_once(self) -> SyncReport:
         raise NotImplementedError
+
+    async def compact(self) -> Compaction:
+        """A round, then publish a snapshot and remove what it makes redundant, there and
+        in the device database (`Snapshots.compact`); needs a ``state``."""
+        if self.snapshots is None:
+            raise InvalidArgumentError("compaction needs the device's state: pass "
+                                       "state=store when creating the sync")
+        await self.run_once()
+        return await self.snapshots.compact()
 
     async def run(self, on_round: RoundCallback | None = None, *,
                   backoff: Backoff | None = None,
@@ -187,8 +207,7 @@ class FolderSync(_Live):
         self.file_log = file_log
         self._batch, self._progress = batch, progress
         self.snapshots = None if state is None else \
-            FolderSnapshots(oplog, state, file_log, progress=progress)
-        """With a ``state``: snapshots, acknowledgements and compaction (`FolderSnapshots`)."""
+            Snapshots(oplog, state, FolderPlace(file_log, oplog), progress=progress)
         self._drivers()
         self._watched = (oplog, file_log)
         self._where = f"the shared folder {getattr(file_log, 'root', file_log)}"
@@ -213,14 +232,6 @@ class FolderSync(_Live):
             report.compaction = await self.snapshots.after_round()
         return report
 
-    async def compact(self) -> Compaction:
-        """A round, then publish a snapshot and compact the folder and the device database
-        (`FolderSnapshots.compact`); needs a ``state``."""
-        if self.snapshots is None:
-            raise InvalidArgumentError("compaction needs the device's state: "
-                                       "FolderSync(..., state=store)")
-        await self.run_once()
-        return await self.snapshots.compact()
 
     async def _publish(self, report: SyncReport) -> int:
         try:
@@ -261,10 +272,15 @@ class RelaySync(_Live):
     """
 
     def __init__(self, oplog: OwnOplog, remote: Replica, *, batch: int = DEFAULT_BATCH,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, state: SnapshotState | None = None) -> None:
         self.oplog = oplog
         self.remote = remote
         self._batch, self._progress = batch, progress
+        self.snapshots = None
+        if state is not None and hasattr(remote, "snapshots"):
+            relay = cast(RelayFace, remote)  # a relay client (RemoteReplica)
+            self.snapshots = Snapshots(oplog, state, RelayPlace(relay, oplog),
+                                       progress=progress)
         self._drivers()
         self._watched = (oplog, remote)
         self._where = f"the relay {getattr(remote, 'url', remote)}"
@@ -277,6 +293,8 @@ class RelaySync(_Live):
 
     async def run_once(self) -> SyncReport:
         report = SyncReport()
+        if self.snapshots is not None:
+            report.bootstrapped = await self.snapshots.bootstrap()
         report.published = await _refusable(self._publish(report), report,
                                             "the relay refused this device's changes")
         report.ingested = await self.pull.run_once()
@@ -284,6 +302,8 @@ class RelaySync(_Live):
                            {**self.push.diverged, **self.pull.diverged}.items()}
         report.deferred = _deferrals(self.pull)
         report.compacted = dict(self.pull.compacted)
+        if self.snapshots is not None:
+            report.compaction = await self.snapshots.after_round()
         return report
 
     async def _publish(self, report: SyncReport) -> int:

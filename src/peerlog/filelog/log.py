@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
 from peerlog.filelog.acks import DeviceCursors, read_cursors, write_cursors
-from peerlog.filelog.chain import ChainReader, Ignored
+from peerlog.filelog.chain import ChainReader, Ignored, OriginChain
 from peerlog.filelog.doctor import FolderDiagnosis, MissingDevice, OriginReport, SnapshotReport
 from peerlog.filelog.durable import real_folder
 from peerlog.filelog.names import (
@@ -159,13 +159,7 @@ class SharedFolder(AsyncClosing):
 
     def first_indexes(self) -> PeerCursors:
         """Every origin whose log in the folder was compacted: where it now starts."""
-        self._check_open()
-        out = PeerCursors()
-        for peer in self.list_peers():
-            first = self._reader.chain(peer).first
-            if first:
-                out[peer] = first
-        return out
+        return self._per_origin(lambda chain: chain.first)
 
     def device_cursors(self) -> dict[UUID, DeviceCursors]:
         """What each device in the folder last said it holds (``cursors.json``)."""
@@ -175,12 +169,16 @@ class SharedFolder(AsyncClosing):
 
     def extents(self) -> PeerCursors:
         """Every origin's valid extent (the synchronous form of `cursors`)."""
+        return self._per_origin(lambda chain: chain.extent)
+
+    def _per_origin(self, pick: Callable[[OriginChain], int]) -> PeerCursors:
+        """``pick(chain)`` of every origin's chain, where it is not 0."""
         self._check_open()
         out = PeerCursors()
         for peer in self.list_peers():
-            extent = self._reader.chain(peer).extent
-            if extent:
-                out[peer] = extent
+            value = pick(self._reader.chain(peer))
+            if value:
+                out[peer] = value
         return out
 
     def withheld(self) -> dict[UUID, Withheld]:

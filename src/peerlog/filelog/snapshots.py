@@ -14,7 +14,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from uuid import UUID
 
 from peerlog.filelog.durable import UnsafeFileError, open_segment, replace_atomically
 from peerlog.filelog.names import SNAPSHOTS_FOLDER, why_ignored
@@ -25,28 +24,16 @@ from peerlog.state.snapshot import (
     read_header,
     snapshot_name,
 )
-from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.errors import BackendError, SnapshotError
+from peerlog.sync.faces import SnapshotMeta
 
 _NAME = re.compile(r"^[0-9a-f]{64}" + re.escape(SUFFIX) + "$")
 MAX_SNAPSHOT_FILE = 4 << 30
 """The largest snapshot file a reader loads (4 GiB)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ShelvedSnapshot:
-    """A snapshot on the shelf whose bytes match its name (its body is checked when it
-    is loaded: `load`)."""
-
-    name: str
-    size: int
-    producer: UUID
-    created_ms: int
-    frontier: PeerCursors
-
-    @property
-    def covers(self) -> int:
-        return sum(self.frontier.values())
+ShelvedSnapshot = SnapshotMeta
+"""A snapshot on the shelf whose bytes match its name (its body is checked when loaded)."""
 
 
 @dataclass(frozen=True, slots=True)

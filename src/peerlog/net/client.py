@@ -25,6 +25,7 @@ import websockets
 from peerlog.net.wire import (
     API,
     RECORD_TYPE,
+    SNAPSHOT_TYPE,
     WS_UNAUTHORIZED,
     WireError,
     decode_batch,
@@ -42,12 +43,13 @@ from peerlog.sync.errors import (
     BackendError,
     ClosedError,
     CodecError,
+    CompactedError,
     CursorMismatchError,
     DivergenceError,
     QuotaExceededError,
     SyncError,
 )
-from peerlog.sync.faces import Applied, AsyncClosing
+from peerlog.sync.faces import Applied, AsyncClosing, SnapshotMeta
 from peerlog.sync.watch import CursorHub
 
 log = logging.getLogger(__name__)
@@ -169,7 +171,15 @@ class RemoteReplica(AsyncClosing):
         if bound == 0:
             return []
         params = {"from": from_index, "limit": bound}
-        response = await self._request("GET", f"/origins/{peer}/entries", params=params)
+        response = await self._request("GET", f"/origins/{peer}/entries", params=params,
+                                       passing=(410,))
+        if response.status_code == 410:
+            try:
+                first_available = _index(response.json()["first_available"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise BackendError(f"relay {self._url} answered 410 without where {peer}'s "
+                                   "log starts") from exc
+            raise CompactedError(peer, from_index, first_available)
         first_header = response.headers.get("X-Peerlog-First", str(from_index))
         if not first_header.isascii() or not first_header.isdigit() or len(first_header) > 19:
             raise BackendError(f"relay {self._url} sent a malformed X-Peerlog-First "
@@ -199,6 +209,44 @@ class RemoteReplica(AsyncClosing):
             return PeerCursors.from_json(self._json(response, "cursors"))
         except CodecError as exc:
             raise BackendError(f"relay {self._url} sent malformed cursors: {exc}") from exc
+
+    async def first_indexes(self) -> PeerCursors:
+        """Every origin whose log on the relay was compacted, and where it now starts
+        (empty from a relay older than 0.2)."""
+        response = await self._request("GET", "/cursors")
+        try:
+            return PeerCursors.from_json(response.json().get("first", {}))
+        except (CodecError, ValueError, AttributeError) as exc:
+            raise BackendError(f"relay {self._url} sent malformed first indexes") from exc
+
+    # -- snapshots and acknowledgements ------------------------------------------
+
+    async def snapshots(self) -> list[SnapshotMeta]:
+        """The snapshots the relay keeps (none from a relay older than 0.2)."""
+        response = await self._request("GET", "/snapshots", passing=(404,))
+        if response.status_code == 404:
+            return []
+        try:
+            return [SnapshotMeta.from_json(m) for m in self._json(response, "snapshots")]
+        except (CodecError, TypeError) as exc:
+            raise BackendError(f"relay {self._url} sent a malformed snapshot list") from exc
+
+    async def read_snapshot(self, name: str) -> bytes:
+        """A kept snapshot's bytes (the caller verifies them: `decode_snapshot`)."""
+        return (await self._request("GET", f"/snapshots/{name}")).content
+
+    async def publish_snapshot(self, data: bytes) -> str:
+        """Give the relay a snapshot; returns its name."""
+        name = data[-32:].hex() + ".psnap"
+        await self._request("PUT", f"/snapshots/{name}", content=data,
+                            headers={"Content-Type": SNAPSHOT_TYPE})
+        return name
+
+    async def acknowledge(self, origin: UUID, cursors: PeerCursors) -> None:
+        """Tell the relay what this device (``origin``) holds; compaction waits for it.
+        A relay older than 0.2 has no such route: nothing to tell."""
+        await self._request("PUT", f"/origins/{origin}/cursors", passing=(404,),
+                            json={"cursors": cursors.to_json()})
 
     def watch_cursors(self) -> CursorStream:
         """A `Snapshot`, then `Advanced` deltas streamed by the relay over a WebSocket."""

@@ -6,6 +6,10 @@
     POST /v1/origins/{peer}/entries?start=I           <- one record; -> {"new": n}
     POST /v1/origins/{peer}/continue?as=NEW           -> {"continued": NEW}
     GET  /v1/erased                                   -> {"erased": {uuid: [[index, hex]]}}
+    PUT  /v1/origins/{peer}/cursors                   <- {"cursors": {uuid: next}}
+    GET  /v1/snapshots                                -> {"snapshots": [description]}
+    GET  /v1/snapshots/{name}                         -> the snapshot's bytes
+    PUT  /v1/snapshots/{name}                         <- the snapshot's bytes
     WS   /v1/watch                                    -> JSON cursors events
 
 Every request carries ``Authorization: Bearer <token>``.  Bad input gets a
@@ -13,7 +17,8 @@ Every request carries ``Authorization: Bearer <token>``.  Bad input gets a
 entries or parameters, 401 no or unknown token, 403 a device writing another
 origin, 409 wrong index or divergent entries, 413 an oversized body, 429
 too many requests with this token (with ``Retry-After``), 507 over the
-device's storage quota.  A failing database is 503.  Never a 500.  A watch
+device's storage quota, 410 a read below where a compacted log starts (with
+``first_available``), 404 an unknown snapshot.  A failing database is 503.  Never a 500.  A watch
 with a missing or refused token is closed with code 4401.
 """
 
@@ -38,10 +43,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from peerlog.filelog.format import CRC_SIZE, PER_ENTRY_FIXED, RECORD_HEAD_SIZE
+from peerlog.net.compaction import compact_relay
 from peerlog.net.tokens import Grant, TokenStore
 from peerlog.net.wire import (
     API,
     RECORD_TYPE,
+    SNAPSHOT_TYPE,
     STATUS,
     WS_UNAUTHORIZED,
     WireError,
@@ -49,18 +56,22 @@ from peerlog.net.wire import (
     encode_batch,
     event_to_json,
 )
+from peerlog.state.snapshot import digest_matches, read_header, snapshot_name
 from peerlog.sync import defaults
 from peerlog.sync.batch import DEFAULT_READ_BATCH, MAX_BATCH_BYTES, byte_prefix, entry_bytes
+from peerlog.sync.cursors import PeerCursors
 from peerlog.sync.entry import DecodedEntry
 from peerlog.sync.errors import (
     BackendError,
     ClosedError,
     CodecError,
+    CompactedError,
     CursorMismatchError,
     DivergenceError,
     SyncError,
 )
-from peerlog.sync.faces import HasErasures, Replica
+from peerlog.sync.faces import HasErasures, Replica, SnapshotKeeper, SnapshotMeta
+from peerlog.sync.hlc import wall_ms
 from peerlog.sync.watch import watching
 
 log = logging.getLogger(__name__)
@@ -74,6 +85,8 @@ MAX_PAGE = DEFAULT_READ_BATCH
 MAX_PARAM = (1 << 63) - 1
 """Indexes and limits are stored as signed 64-bit integers."""
 assert MAX_BODY > MAX_BATCH_BODY
+MAX_SNAPSHOT_BODY = 1 << 30
+"""The largest snapshot a relay takes (1 GiB): held in memory while it is checked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +99,9 @@ class RelayLimits:
     """
 
     max_body: int = MAX_BODY
+    max_snapshot: int = MAX_SNAPSHOT_BODY
+    retention_ms: int = defaults.RETENTION_MS
+    """Devices silent for longer no longer hold compaction back."""
     rate: float = defaults.RELAY_RATE
     burst: int = int(2 * defaults.RELAY_RATE)
     quota_bytes: int | None = None
@@ -132,6 +148,8 @@ def _translate(exc: Exception) -> HttpError:
     if isinstance(exc, ClientDisconnect):
         log.info("a client disconnected before its request body was complete")
         return HttpError(WireError.DISCONNECTED, "the request body was cut short")
+    if isinstance(exc, CompactedError):
+        return HttpError(WireError.COMPACTED, str(exc), first_available=exc.first_available)
     if isinstance(exc, CursorMismatchError):
         return HttpError(WireError.CURSOR_MISMATCH, str(exc), expected=exc.expected,
                          actual=exc.actual)
@@ -159,6 +177,7 @@ def create_app(replica: Replica, tokens: TokenStore, *,
     """A Starlette app serving ``replica`` to holders of ``tokens``, within ``limits``."""
     limits = limits or RelayLimits()
     max_body = limits.max_body
+    keeper = replica if isinstance(replica, SnapshotKeeper) else None
     rate = _RateLimiter(limits.rate, limits.burst)
     usage: dict[UUID, int] = {}  # payload bytes stored per origin, when a quota is set
 
@@ -234,7 +253,77 @@ def create_app(replica: Replica, tokens: TokenStore, *,
     @endpoint
     async def cursors(request: Request) -> Response:
         authorize(request)
-        return JSONResponse({"cursors": (await replica.cursors()).to_json()})
+        answer = {"cursors": (await replica.cursors()).to_json()}
+        if keeper is not None:
+            answer["first"] = (await keeper.first_indexes()).to_json()
+        return JSONResponse(answer)
+
+    def keeping() -> SnapshotKeeper:
+        if keeper is None:
+            raise HttpError(WireError.UNSUPPORTED, "this relay's store keeps no snapshots")
+        return keeper
+
+    async def body_of(request: Request, limit: int) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HttpError(WireError.TOO_LARGE, f"the body is limited to {limit} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise HttpError(WireError.TOO_LARGE, f"the body is limited to {limit} bytes")
+        return bytes(body)
+
+    async def compact() -> None:
+        try:
+            await compact_relay(replica, keeping(), retention_ms=limits.retention_ms)
+        except SyncError as exc:  # the report or upload itself is stored: answer it
+            log.error("relay compaction failed: %s", exc)
+
+    @endpoint
+    async def acknowledge(request: Request) -> Response:
+        """A device says what it holds: compaction waits for it."""
+        grant = authorize(request)
+        peer = peer_of(request)
+        if not grant.may_write(peer):
+            raise HttpError(WireError.FORBIDDEN, f"this token may not speak for origin {peer}")
+        try:
+            held = PeerCursors.from_json(json.loads(await body_of(request, 1 << 20))["cursors"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise HttpError(WireError.MALFORMED, f"expected {{\"cursors\": …}}: {exc}") \
+                from None
+        await keeping().keep_cursors(peer, held, wall_ms())
+        await compact()
+        return JSONResponse({"ok": True})
+
+    @endpoint
+    async def list_snapshots(request: Request) -> Response:
+        authorize(request)
+        kept = await keeping().kept_snapshots()
+        return JSONResponse({"snapshots": [m.to_json() for m in kept]})
+
+    @endpoint
+    async def get_snapshot(request: Request) -> Response:
+        authorize(request)
+        data = await keeping().kept_snapshot(request.path_params["name"])
+        if data is None:
+            raise HttpError(WireError.NOT_FOUND, "no such snapshot here")
+        return Response(data, media_type=SNAPSHOT_TYPE)
+
+    @endpoint
+    async def put_snapshot(request: Request) -> Response:
+        """Keep a snapshot a device made: its bytes must match its name and header."""
+        authorize(request)
+        name = request.path_params["name"]
+        data = await body_of(request, limits.max_snapshot)
+        if not digest_matches(data) or snapshot_name(data) != name:
+            raise HttpError(WireError.MALFORMED, "the snapshot's digest does not match its "
+                                                 "bytes and name: damaged or cut short")
+        producer, created_ms, frontier = read_header(data)
+        await keeping().keep_snapshot(SnapshotMeta(name, len(data), producer, created_ms,
+                                                   frontier), data)
+        await compact()
+        return JSONResponse({"kept": name})
 
     @endpoint
     async def read_entries(request: Request) -> Response:
@@ -267,15 +356,7 @@ def create_app(replica: Replica, tokens: TokenStore, *,
             raise HttpError(WireError.FORBIDDEN, f"this token may write origin {grant.origin} "
                                               f"only, not {peer}")
         start = int_param(request, "start")
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body:
-            raise HttpError(WireError.TOO_LARGE, f"the body is limited to {max_body} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                raise HttpError(WireError.TOO_LARGE, f"the body is limited to {max_body} bytes")
-        entries = [e for _, e in decode_batch(bytes(body), start)]
+        entries = [e for _, e in decode_batch(await body_of(request, max_body), start)]
         if limits.quota_bytes is None:
             return JSONResponse({"new": await replica.apply_many(peer, start, entries)})
         adding = await check_quota(peer, start, entries)
@@ -347,6 +428,10 @@ def create_app(replica: Replica, tokens: TokenStore, *,
         Route(f"{API}/origins/{{peer}}/entries", apply_entries, methods=["POST"]),
         Route(f"{API}/origins/{{peer}}/continue", continue_origin, methods=["POST"]),
         Route(f"{API}/erased", erased),
+        Route(f"{API}/origins/{{peer}}/cursors", acknowledge, methods=["PUT"]),
+        Route(f"{API}/snapshots", list_snapshots, methods=["GET"]),
+        Route(f"{API}/snapshots/{{name}}", get_snapshot, methods=["GET"]),
+        Route(f"{API}/snapshots/{{name}}", put_snapshot, methods=["PUT"]),
         WebSocketRoute(f"{API}/watch", watch),
     ]
     return Starlette(routes=routes)

@@ -18,6 +18,7 @@ from peerlog.sync.entry import DecodedEntry
 from peerlog.sync.errors import CodecError
 
 RECORD_TYPE = "application/vnd.peerlog.record"
+SNAPSHOT_TYPE = "application/vnd.peerlog.snapshot"
 API = "/v1"
 WS_UNAUTHORIZED = 4401
 """The close code of a watch whose token is missing or refused (the client stops retrying)."""
@@ -38,6 +39,8 @@ class WireError(StrEnum):
     RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
     QUOTA_EXCEEDED = "quota_exceeded"
+    COMPACTED = "compacted"
+    NOT_FOUND = "not_found"
 
 
 STATUS: dict[WireError, int] = {
@@ -45,6 +48,7 @@ STATUS: dict[WireError, int] = {
     WireError.UNAUTHORIZED: 401, WireError.FORBIDDEN: 403, WireError.UNSUPPORTED: 404,
     WireError.CURSOR_MISMATCH: 409, WireError.DIVERGENCE: 409, WireError.TOO_LARGE: 413,
     WireError.RATE_LIMITED: 429, WireError.UNAVAILABLE: 503, WireError.QUOTA_EXCEEDED: 507,
+    WireError.COMPACTED: 410, WireError.NOT_FOUND: 404,
 }
 """The one table of error kinds and HTTP statuses, used by the relay and the client."""
 

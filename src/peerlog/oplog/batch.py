@@ -129,3 +129,38 @@ def plan_batch(peer: UUID, start: int, rows: list[Row], next_index: int,
             if reconcile(peer, index, held_entry, offer) is SlotAction.ERASE:
                 erase.append((index, body))
     return BatchPlan(erase, held_end, rows[held_end - start:])
+
+
+@dataclass(frozen=True, slots=True)
+class CompactedPlan:
+    """What offered slots below an origin's first index do: markers to insert where no
+    slot is held any more, and held slots to erase."""
+
+    insert: list[tuple[int, bytes]]  # (index, digest)
+    erase: list[tuple[int, bytes]]
+
+    @property
+    def new(self) -> int:
+        return len(self.insert) + len(self.erase)
+
+
+def plan_compacted(peer: UUID, start: int, rows: Sequence[Row],
+                   held: dict[int, tuple[int | None, bytes]]) -> CompactedPlan:
+    """Offered slots ``start, start+1, …`` below the origin's first index (compacted, or
+    covered by a loaded snapshot), given the slots still ``held`` there.  An entry is
+    taken as held: it cannot be compared any more.  A marker erases a held slot as
+    usual (`DivergenceError` for a different one), and is recorded where nothing is
+    held, so the state forgets what a snapshot said of that slot."""
+    insert: list[tuple[int, bytes]] = []
+    erase: list[tuple[int, bytes]] = []
+    for index, (ts, body) in enumerate(rows, start):
+        if ts is not None:
+            continue
+        got = held.get(index)
+        if got is None:
+            insert.append((index, body))
+            continue
+        mine: DecodedEntry = Entry(got[0], got[1]) if got[0] is not None else Expunged(got[1])
+        if reconcile(peer, index, mine, Expunged(body)) is SlotAction.ERASE:
+            erase.append((index, body))
+    return CompactedPlan(insert, erase)

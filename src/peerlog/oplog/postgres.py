@@ -1,9 +1,10 @@
 """`PostgresOplog`: the oplog contract on PostgreSQL, for a relay many devices share.
 
-Schema (version 1), in the connection's current schema::
+Schema (version 2), in the connection's current schema::
 
     peerlog_meta(key text PRIMARY KEY, value bytea)
-    peerlog_peers(peer uuid PRIMARY KEY, next_index bigint)     -- the cursors
+    peerlog_peers(peer uuid PRIMARY KEY, next_index bigint,     -- the cursors
+                  first_index bigint)                           -- where the log starts (2)
     peerlog_entries(peer uuid, idx bigint, ts bigint, body bytea,
                     PRIMARY KEY (peer, idx))                    -- ts NULL: a marker
 
@@ -14,14 +15,19 @@ entries held (new=0), never a spurious error.  Different origins apply in
 parallel.  New entries go in with ``COPY``.  Each commit that moves a cursor
 sends ``pg_notify`` on a channel named after the schema, so watchers in every
 process connected to the same database wake up (``LISTEN``).
+
+Version 2 (peerlog 0.2) added ``first_index``, as `SqliteOplog` did: a
+relay compacts an origin's log below what a snapshot covers and every
+device holds (`compact`); a version-1 database gains the column on open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -29,7 +35,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from peerlog.oplog.batch import Row, decode_rows, encode_entries, plan_batch
+from peerlog.oplog.batch import Row, decode_rows, encode_entries, plan_batch, plan_compacted
 from peerlog.sync.batch import (
     DEFAULT_READ_BATCH,
     MAX_BATCH_BYTES,
@@ -41,15 +47,16 @@ from peerlog.sync.entry import DecodedEntry
 from peerlog.sync.errors import (
     BackendError,
     ClosedError,
+    CompactedError,
     IdentityError,
     SyncError,
 )
-from peerlog.sync.faces import Applied, AsyncClosing
+from peerlog.sync.faces import Applied, AsyncClosing, SnapshotMeta
 from peerlog.sync.watch import CursorHub
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _T = TypeVar("_T")
 
 _SCHEMA = [
@@ -59,6 +66,12 @@ _SCHEMA = [
         peer uuid NOT NULL, idx bigint NOT NULL, ts bigint, body bytea NOT NULL,
         PRIMARY KEY (peer, idx))""",
     "CREATE INDEX IF NOT EXISTS peerlog_erased ON peerlog_entries(peer, idx) WHERE ts IS NULL",
+    "ALTER TABLE peerlog_peers ADD COLUMN IF NOT EXISTS first_index bigint NOT NULL DEFAULT 0",
+    """CREATE TABLE IF NOT EXISTS peerlog_snapshots(
+        name text PRIMARY KEY, producer uuid NOT NULL, created_ms bigint NOT NULL,
+        frontier text NOT NULL, size bigint NOT NULL, body bytea NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS peerlog_acks(
+        origin uuid PRIMARY KEY, cursors text NOT NULL, written_ms bigint NOT NULL)""",
 ]
 
 
@@ -128,6 +141,9 @@ class PostgresOplog(AsyncClosing):
         if version > SCHEMA_VERSION:
             raise BackendError(f"the database has oplog schema version {version}; this "
                                f"peerlog reads at most {SCHEMA_VERSION}: upgrade peerlog")
+        if version < SCHEMA_VERSION and "schema_version" in meta:
+            await conn.execute("UPDATE peerlog_meta SET value = %s WHERE key = 'schema_version'",
+                               (str(SCHEMA_VERSION).encode(),))
         stored = meta.get("origin")
         if stored is None:
             chosen = self._wanted_origin or uuid.uuid4()
@@ -186,10 +202,15 @@ class PostgresOplog(AsyncClosing):
         await conn.execute("INSERT INTO peerlog_peers(peer, next_index) VALUES (%s, 0)"
                            " ON CONFLICT (peer) DO NOTHING", (peer,))
         cur = await conn.execute(
-            "SELECT next_index FROM peerlog_peers WHERE peer = %s FOR UPDATE", (peer,))
+            "SELECT next_index, first_index FROM peerlog_peers WHERE peer = %s FOR UPDATE",
+            (peer,))
         row = await cur.fetchone()
         assert row is not None
-        next_index = int(row[0])
+        next_index, first = int(row[0]), int(row[1])
+        below = 0
+        if start < first:  # compacted slots: only erasures can still matter
+            below = await self._apply_compacted(conn, peer, start, rows[:first - start])
+            rows, start = rows[first - start:], first
         held: list[tuple[int, int | None, bytes]] = []
         if start < next_index:
             cur = await conn.execute(
@@ -212,7 +233,112 @@ class PostgresOplog(AsyncClosing):
             await conn.execute("UPDATE peerlog_peers SET next_index = %s WHERE peer = %s",
                                (end, peer))
             await conn.execute("SELECT pg_notify(%s, %s)", (self._channel, f"{peer} {end}"))
+        return plan.new + below
+
+    async def _apply_compacted(self, conn: psycopg.AsyncConnection[Any], peer: UUID,
+                               start: int, rows: list[Row]) -> int:
+        cur = await conn.execute("SELECT idx, ts, body FROM peerlog_entries WHERE peer = %s"
+                                 " AND idx >= %s AND idx < %s", (peer, start, start + len(rows)))
+        held = {int(i): (ts, bytes(b)) for i, ts, b in await cur.fetchall()}
+        plan = plan_compacted(peer, start, rows, held)
+        async with conn.cursor() as c:
+            if plan.insert:
+                await c.executemany("INSERT INTO peerlog_entries(peer, idx, ts, body)"
+                                    " VALUES (%s, %s, NULL, %s)",
+                                    [(peer, index, digest) for index, digest in plan.insert])
+            if plan.erase:
+                await c.executemany("UPDATE peerlog_entries SET ts = NULL, body = %s"
+                                    " WHERE peer = %s AND idx = %s",
+                                    [(digest, peer, index) for index, digest in plan.erase])
         return plan.new
+
+    async def compact(self, upto: Mapping[UUID, int]) -> int:
+        """Drop every entry below ``upto`` (per origin, never past its cursor; erasure
+        markers stay); each origin's log then starts there.  Returns how many were
+        dropped.  PostgreSQL frees the space at its next VACUUM."""
+        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
+            dropped = 0
+            async with conn.transaction():
+                for peer, index in upto.items():
+                    cur = await conn.execute(
+                        "UPDATE peerlog_peers SET first_index = least(%s, next_index)"
+                        " WHERE peer = %s AND first_index < least(%s, next_index)"
+                        " RETURNING first_index", (index, peer, index))
+                    row = await cur.fetchone()
+                    if row is None:
+                        continue
+                    cur = await conn.execute(
+                        "DELETE FROM peerlog_entries WHERE peer = %s AND idx < %s"
+                        " AND ts IS NOT NULL", (peer, int(row[0])))
+                    dropped += cur.rowcount
+            return dropped
+
+        return await self._with_conn(work)
+
+    # -- what a relay keeps beside the log ---------------------------------------
+
+    async def keep_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
+        """Store snapshot bytes under their name (a relay's copy; idempotent)."""
+        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(
+                "INSERT INTO peerlog_snapshots(name, producer, created_ms, frontier, size, body)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                (meta.name, meta.producer, meta.created_ms,
+                 json.dumps(meta.frontier.to_json()), len(data), data))
+        await self._with_conn(work)
+
+    async def kept_snapshots(self) -> list[SnapshotMeta]:
+        """Every snapshot kept here."""
+        async def work(conn: psycopg.AsyncConnection[Any]) -> list[SnapshotMeta]:
+            cur = await conn.execute("SELECT name, producer, created_ms, frontier, size"
+                                     " FROM peerlog_snapshots ORDER BY name")
+            return [SnapshotMeta(n, int(z), p, int(c), PeerCursors.from_json(json.loads(f)))
+                    for n, p, c, f, z in await cur.fetchall()]
+        return await self._with_conn(work)
+
+    async def kept_snapshot(self, name: str) -> bytes | None:
+        """The bytes of one kept snapshot (None: not kept)."""
+        async def work(conn: psycopg.AsyncConnection[Any]) -> bytes | None:
+            cur = await conn.execute("SELECT body FROM peerlog_snapshots WHERE name = %s",
+                                     (name,))
+            row = await cur.fetchone()
+            return None if row is None else bytes(row[0])
+        return await self._with_conn(work)
+
+    async def drop_snapshot(self, name: str) -> bool:
+        """Remove a kept snapshot (PostgreSQL frees the space at its next VACUUM)."""
+        async def work(conn: psycopg.AsyncConnection[Any]) -> bool:
+            cur = await conn.execute("DELETE FROM peerlog_snapshots WHERE name = %s", (name,))
+            return bool(cur.rowcount)
+        return await self._with_conn(work)
+
+    async def keep_cursors(self, origin: UUID, cursors: PeerCursors, written_ms: int) -> None:
+        """Record what device ``origin`` says it holds, and when."""
+        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(
+                "INSERT INTO peerlog_acks(origin, cursors, written_ms) VALUES (%s, %s, %s)"
+                " ON CONFLICT (origin) DO UPDATE SET cursors = excluded.cursors,"
+                " written_ms = excluded.written_ms",
+                (origin, json.dumps(cursors.to_json()), written_ms))
+        await self._with_conn(work)
+
+    async def kept_cursors(self) -> dict[UUID, tuple[PeerCursors, int]]:
+        """What each device last said it holds, and when (ms since the epoch)."""
+        async def work(conn: psycopg.AsyncConnection[Any]
+                       ) -> dict[UUID, tuple[PeerCursors, int]]:
+            cur = await conn.execute("SELECT origin, cursors, written_ms FROM peerlog_acks")
+            return {o: (PeerCursors.from_json(json.loads(c)), int(w))
+                    for o, c, w in await cur.fetchall()}
+        return await self._with_conn(work)
+
+    async def first_indexes(self) -> PeerCursors:
+        """Every origin whose log here starts above 0 (compacted), and where."""
+        async def work(conn: psycopg.AsyncConnection[Any]) -> PeerCursors:
+            cur = await conn.execute(
+                "SELECT peer, first_index FROM peerlog_peers WHERE first_index > 0")
+            return PeerCursors({p: int(n) for p, n in await cur.fetchall()})
+
+        return await self._with_conn(work)
 
     # -- the read side --------------------------------------------------------
 
@@ -224,6 +350,11 @@ class PostgresOplog(AsyncClosing):
             return []
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> list[tuple[int, DecodedEntry]]:
+            cur = await conn.execute("SELECT first_index FROM peerlog_peers WHERE peer = %s",
+                                     (peer,))
+            first = await cur.fetchone()
+            if first is not None and from_index < int(first[0]):
+                raise CompactedError(peer, from_index, int(first[0]))
             # The byte bound is applied by the server (a running sum of body
             # sizes), so a page of large entries never crosses the wire whole.
             cur = await conn.execute(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -39,7 +40,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
 
-from peerlog.oplog.batch import BoundedFetch, Row, decode_rows, encode_entries, plan_batch
+from peerlog.oplog.batch import (
+    BoundedFetch,
+    Row,
+    decode_rows,
+    encode_entries,
+    plan_batch,
+    plan_compacted,
+)
 from peerlog.oplog.hooks import ApplyHook
 from peerlog.sync import defaults
 from peerlog.sync.batch import (
@@ -64,9 +72,8 @@ from peerlog.sync.errors import (
     InvalidArgumentError,
     SyncError,
 )
-from peerlog.sync.faces import Applied, AsyncClosing, Deferral
+from peerlog.sync.faces import Applied, AsyncClosing, Deferral, SnapshotMeta
 from peerlog.sync.hlc import COUNTER_BITS, Hlc, ts_millis
-from peerlog.sync.rules import SlotAction, reconcile
 from peerlog.sync.watch import CursorHub
 
 log = logging.getLogger(__name__)
@@ -88,6 +95,13 @@ CREATE TABLE IF NOT EXISTS peerlog_deferred(
     peer BLOB PRIMARY KEY, idx INTEGER NOT NULL, ts INTEGER NOT NULL,
     ahead_ms INTEGER NOT NULL) WITHOUT ROWID;
 """
+
+
+_KEEPER_SNAPSHOTS = """CREATE TABLE IF NOT EXISTS peerlog_snapshots(
+    name TEXT PRIMARY KEY, producer BLOB NOT NULL, created_ms INTEGER NOT NULL,
+    frontier TEXT NOT NULL, size INTEGER NOT NULL, body BLOB NOT NULL)"""
+_KEEPER_ACKS = """CREATE TABLE IF NOT EXISTS peerlog_acks(
+    origin BLOB PRIMARY KEY, cursors TEXT NOT NULL, written_ms INTEGER NOT NULL)"""
 
 
 class SqliteOplog(AsyncClosing):
@@ -393,36 +407,23 @@ class SqliteOplog(AsyncClosing):
         return plan.new + erased_below
 
     def _apply_compacted(self, peer: UUID, pid: int, start: int, rows: list[Row]) -> int:
-        """Offered slots below the origin's first index (compacted, or covered by a loaded
-        snapshot).  An entry there is taken as already held: it cannot be compared any
-        more.  A marker erases: a held slot as usual, and a slot not held is recorded as
-        erased (so the state forgets what a snapshot said of it); returns how many."""
+        """Offered slots below the origin's first index (`plan_compacted`); returns how
+        many were new."""
         conn = self._conn
-        end = start + len(rows)
         held = {int(i): (ts, bytes(body)) for i, ts, body in conn.execute(
             "SELECT idx, ts, body FROM peerlog_entries WHERE peer = ? AND idx >= ? AND idx < ?",
-            (pid, start, end))}
-        erased: list[int] = []
-        for index, (ts, body) in enumerate(rows, start):
-            if ts is not None:
-                continue
-            got = held.get(index)
-            if got is None:
-                conn.execute("INSERT INTO peerlog_entries(peer, idx, ts, body)"
-                             " VALUES (?, ?, NULL, ?)", (pid, index, body))
-                erased.append(index)
-                continue
-            offer = Expunged(body)
-            mine: DecodedEntry = Entry(got[0], got[1]) if got[0] is not None else \
-                Expunged(got[1])
-            if reconcile(peer, index, mine, offer) is SlotAction.ERASE:
-                conn.execute("UPDATE peerlog_entries SET ts = NULL, body = ?"
-                             " WHERE peer = ? AND idx = ?", (body, pid, index))
-                erased.append(index)
-        if erased:
+            (pid, start, start + len(rows)))}
+        plan = plan_compacted(peer, start, rows, held)
+        conn.executemany("INSERT INTO peerlog_entries(peer, idx, ts, body)"
+                         " VALUES (?, ?, NULL, ?)",
+                         [(pid, index, digest) for index, digest in plan.insert])
+        conn.executemany("UPDATE peerlog_entries SET ts = NULL, body = ?"
+                         " WHERE peer = ? AND idx = ?",
+                         [(digest, pid, index) for index, digest in plan.erase])
+        if plan.new:
             for hook in self._hooks:
-                hook.erased(conn, peer, erased)
-        return len(erased)
+                hook.erased(conn, peer, sorted(i for i, _ in plan.insert + plan.erase))
+        return plan.new
 
     def _undo_apply(self, peer: UUID) -> None:
         """Undo one failed `apply_many`: its transaction, or its savepoint in a bulk."""
@@ -782,6 +783,8 @@ class SqliteOplog(AsyncClosing):
         except BaseException:
             _rollback(conn)
             raise
+        # The zeroed pages reach the database file, and the old ones leave the WAL.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return dropped
 
     async def vacuum(self) -> None:
@@ -793,6 +796,87 @@ class SqliteOplog(AsyncClosing):
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         await self._run(work)
+
+    # -- what a relay keeps beside the log ---------------------------------------
+
+    def _keeper_tables(self) -> None:
+        self._conn.execute(_KEEPER_SNAPSHOTS)
+        self._conn.execute(_KEEPER_ACKS)
+
+    async def keep_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
+        """Store snapshot bytes under their name (a relay's copy; idempotent)."""
+        def work(_loop: asyncio.AbstractEventLoop) -> None:
+            self._keeper_tables()
+            with self._write():
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO peerlog_snapshots(name, producer, created_ms, frontier,"
+                    " size, body) VALUES (?, ?, ?, ?, ?, ?)",
+                    (meta.name, meta.producer.bytes, meta.created_ms,
+                     json.dumps(meta.frontier.to_json()), len(data), data))
+        await self._run(work)
+
+    async def kept_snapshots(self) -> list[SnapshotMeta]:
+        """Every snapshot kept here."""
+        def work(_loop: asyncio.AbstractEventLoop) -> list[SnapshotMeta]:
+            self._keeper_tables()
+            return [SnapshotMeta(n, int(z), UUID(bytes=bytes(p)), int(c),
+                                 PeerCursors.from_json(json.loads(f)))
+                    for n, p, c, f, z in self._conn.execute(
+                        "SELECT name, producer, created_ms, frontier, size"
+                        " FROM peerlog_snapshots ORDER BY name")]
+        return await self._run(work)
+
+    async def kept_snapshot(self, name: str) -> bytes | None:
+        """The bytes of one kept snapshot (None: not kept)."""
+        def work(_loop: asyncio.AbstractEventLoop) -> bytes | None:
+            self._keeper_tables()
+            row = self._conn.execute("SELECT body FROM peerlog_snapshots WHERE name = ?",
+                                     (name,)).fetchone()
+            return None if row is None else bytes(row[0])
+        return await self._run(work)
+
+    async def drop_snapshot(self, name: str) -> bool:
+        """Remove a kept snapshot, its bytes zeroed (``secure_delete``)."""
+        def work(_loop: asyncio.AbstractEventLoop) -> bool:
+            self._keeper_tables()
+            self._conn.execute("PRAGMA secure_delete=ON")
+            with self._write():
+                gone = self._conn.execute("DELETE FROM peerlog_snapshots WHERE name = ?",
+                                          (name,)).rowcount
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return bool(gone)
+        return await self._run(work)
+
+    async def keep_cursors(self, origin: UUID, cursors: PeerCursors, written_ms: int) -> None:
+        """Record what device ``origin`` says it holds, and when."""
+        def work(_loop: asyncio.AbstractEventLoop) -> None:
+            self._keeper_tables()
+            with self._write():
+                self._conn.execute("INSERT OR REPLACE INTO peerlog_acks(origin, cursors,"
+                                   " written_ms) VALUES (?, ?, ?)",
+                                   (origin.bytes, json.dumps(cursors.to_json()), written_ms))
+        await self._run(work)
+
+    async def kept_cursors(self) -> dict[UUID, tuple[PeerCursors, int]]:
+        """What each device last said it holds, and when (ms since the epoch)."""
+        def work(_loop: asyncio.AbstractEventLoop) -> dict[UUID, tuple[PeerCursors, int]]:
+            self._keeper_tables()
+            return {UUID(bytes=bytes(o)): (PeerCursors.from_json(json.loads(c)), int(w))
+                    for o, c, w in self._conn.execute(
+                        "SELECT origin, cursors, written_ms FROM peerlog_acks")}
+        return await self._run(work)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction on the worker thread (a bulk's is committed first)."""
+        self._bulk_commit(None)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            _rollback(self._conn)
+            raise
 
     async def erased(self) -> dict[UUID, list[tuple[int, bytes]]]:
         """Every origin's expunged slots ``(index, digest)``, from a partial index."""

@@ -108,6 +108,12 @@ def snapshot_name(data: bytes) -> str:
     return data[-DIGEST_SIZE:].hex() + SUFFIX
 
 
+def digest_matches(data: bytes) -> bool:
+    """Whether snapshot bytes end with the SHA-256 of what precedes it."""
+    return len(data) > DIGEST_SIZE and \
+        hashlib.sha256(memoryview(data)[:-DIGEST_SIZE]).digest() == data[-DIGEST_SIZE:]
+
+
 def encode_snapshot(producer: UUID, created_ms: int, hlc: int, frontier: PeerCursors,
                     body: bytes) -> bytes:
     """Snapshot bytes around ``body``, an SQLite database made by `new_body` and filled."""
@@ -194,8 +200,7 @@ def decode_snapshot(data: bytes, *, expect_name: str | None = None) -> StateSnap
     The body's contents are checked when it is opened (`open_body`)."""
     if len(data) < HEADER.size + DIGEST_SIZE:
         raise SnapshotError(f"snapshot has {len(data)} bytes: truncated")
-    digest = hashlib.sha256(memoryview(data)[:-DIGEST_SIZE]).digest()
-    if digest != data[-DIGEST_SIZE:]:
+    if not digest_matches(data):
         raise SnapshotError("snapshot digest does not match its contents: damaged or "
                             "truncated (a copy still arriving?)")
     if expect_name is not None and snapshot_name(data) != expect_name:
@@ -246,5 +251,5 @@ def _check_body(path: Path) -> None:
 
 
 __all__ = ["BASES_TABLE", "BASE_OK", "FIELDS_TABLE", "FIELD_OK", "SUFFIX", "StateSnapshot",
-           "body_of_rows", "decode_snapshot", "encode_snapshot", "new_body", "open_body",
-           "read_header", "snapshot_name"]
+           "body_of_rows", "decode_snapshot", "digest_matches", "encode_snapshot", "new_body",
+           "open_body", "read_header", "snapshot_name"]

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry, Entry
+from peerlog.sync.errors import CodecError
 
 
 @runtime_checkable
@@ -241,23 +242,49 @@ class SnapshotState(Protocol):
         ...
 
 
-class SnapshotInfo(Protocol):
-    """A snapshot a folder or relay offers: its name (the digest) and what it covers."""
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    """A snapshot a folder or relay offers: its name (the digest), size, maker, time and
+    the frontier it covers (docs/file-format.md §9)."""
+
+    name: str
+    size: int
+    producer: UUID
+    created_ms: int
+    frontier: PeerCursors
 
     @property
-    def name(self) -> str: ...
+    def covers(self) -> int:
+        """How many entries it covers in all."""
+        return sum(self.frontier.values())
 
-    @property
-    def producer(self) -> UUID: ...
+    def superseded_by(self, other: SnapshotMeta) -> bool:
+        """Whether ``other`` covers everything this one does, and is newer when both cover
+        the same (a later snapshot of the same entries may lack a value erased since)."""
+        if other.name == self.name or any(other.frontier.of(p) < i
+                                          for p, i in self.frontier.items()):
+            return False
+        return other.frontier != self.frontier or \
+            (other.created_ms, other.name) > (self.created_ms, self.name)
 
-    @property
-    def created_ms(self) -> int: ...
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "size": self.size, "producer": str(self.producer),
+                "created_ms": self.created_ms, "frontier": self.frontier.to_json()}
 
-    @property
-    def frontier(self) -> PeerCursors: ...
+    @classmethod
+    def from_json(cls, obj: Mapping[str, object]) -> SnapshotMeta:
+        """Parse `to_json` output; `CodecError` on anything else."""
+        try:
+            size, created = obj["size"], obj["created_ms"]
+            if type(size) is not int or type(created) is not int:
+                raise TypeError("size and created_ms must be integers")
+            return cls(str(obj["name"]), size, UUID(str(obj["producer"])), created,
+                       PeerCursors.from_json(obj["frontier"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CodecError(f"not a snapshot description: {exc}") from None
 
-    @property
-    def covers(self) -> int: ...
+
+SnapshotInfo = SnapshotMeta
 
 
 class SnapshotShelfFace(Protocol):
@@ -307,3 +334,26 @@ class CompactingFileLog(SharedFileLog, FileLogPuller, Protocol):
     def acknowledge(self, cursors: PeerCursors) -> None: ...
 
     def compact_below(self, upto: int) -> int: ...
+
+
+@runtime_checkable
+class SnapshotKeeper(Protocol):
+    """A relay's store beside the log: snapshots, what each device holds, and compaction
+    (`SqliteOplog` and `PostgresOplog` both are one)."""
+
+    async def keep_snapshot(self, meta: SnapshotMeta, data: bytes) -> None: ...
+
+    async def kept_snapshots(self) -> list[SnapshotMeta]: ...
+
+    async def kept_snapshot(self, name: str) -> bytes | None: ...
+
+    async def drop_snapshot(self, name: str) -> bool: ...
+
+    async def keep_cursors(self, origin: UUID, cursors: PeerCursors, written_ms: int
+                           ) -> None: ...
+
+    async def kept_cursors(self) -> dict[UUID, tuple[PeerCursors, int]]: ...
+
+    async def first_indexes(self) -> PeerCursors: ...
+
+    async def compact(self, upto: Mapping[UUID, int]) -> int: ...
