@@ -141,3 +141,23 @@ async def test_the_device_status_says_when_it_continued_as_a_new_id(tmp_path: Pa
         assert copy.status.continued == report.continued
         assert copy.status.peer_id == copy.peer_id == report.continued.new != old
         assert await copy.get("t", "a") == "the original's"
+
+
+def test_a_device_compacts_and_a_new_one_starts_from_its_snapshot(tmp_path: Path,
+                                                                  shared: Path) -> None:
+    with peerlog.connect(tmp_path / "a", folder=shared, live=False) as device:
+        for n in range(5):
+            device.put("notes", "n", n)
+        done = device.compact()
+        assert done.snapshot is not None
+        assert done.segments_removed == 1
+    with peerlog.connect(tmp_path / "b", folder=shared, live=False) as device:
+        assert device.status.last_report is not None
+        assert device.status.last_report.bootstrapped is not None
+        assert device.get("notes", "n") == 4
+
+
+def test_compacting_a_device_that_does_not_sync_is_refused(tmp_path: Path) -> None:
+    with peerlog.connect(tmp_path / "alone", live=False) as device, \
+            pytest.raises(peerlog.SyncError, match="no folder or server"):
+        device.compact()

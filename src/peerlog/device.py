@@ -39,6 +39,7 @@ from uuid import UUID
 
 from peerlog.drivers.fork import Continued
 from peerlog.drivers.rounds import FolderSync, RelaySync, SyncReport
+from peerlog.drivers.snapshots import Compaction
 from peerlog.filelog.log import FileLog
 from peerlog.home import home_dir, load_sync, open_device, read_token, save_sync, shared_folder
 from peerlog.state.store import Change, HistoryItem, StateStore, Transaction
@@ -271,6 +272,14 @@ class Device:
         self._record(report)
         return report
 
+    async def compact(self) -> Compaction:
+        """Publish a snapshot where this device syncs and remove what it makes redundant
+        there and in this device's database (`peerlog compact`; docs/contract.md,
+        "Snapshots and compaction"); `SyncError` when the device does not sync."""
+        if self._sync is None:
+            raise SyncError("this device has no folder or server to compact")
+        return await self._sync.compact()
+
 
 def open(home: str | os.PathLike[str] | None = None, *,
          folder: str | os.PathLike[str] | None = None, server: str | None = None,
@@ -352,6 +361,9 @@ class BlockingDevice:
 
     def sync_now(self) -> SyncReport:
         return self._call(self._device.sync_now())
+
+    def compact(self) -> Compaction:
+        return self._call(self._device.compact())
 
     def changes(self) -> Generator[list[Change], None, None]:
         """The keys each applied batch touched, from now on (blocks until the next one);
