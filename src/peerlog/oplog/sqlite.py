@@ -37,6 +37,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import count, repeat
+from operator import itemgetter
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -374,11 +376,10 @@ class SqliteOplog(AsyncClosing):
             if plan.tail and self._max_skew_ms is not None:
                 self._defer_future(peer, plan.tail_start, plan.tail)
             if plan.tail:
+                stamps, bodies = zip(*plan.tail, strict=True)
                 conn.executemany(
                     "INSERT INTO peerlog_entries(peer, idx, ts, body) VALUES (?, ?, ?, ?)",
-                    [(pid, i, ts, body) for i, (ts, body) in enumerate(plan.tail,
-                                                                        plan.tail_start)],
-                )
+                    zip(repeat(pid), count(plan.tail_start), stamps, bodies))
                 conn.execute("DELETE FROM peerlog_deferred WHERE peer = ? AND idx < ?",
                              (peer.bytes, plan.tail_start + len(plan.tail)))
                 conn.execute("UPDATE peerlog_peers SET next_index = ? WHERE id = ?",
@@ -488,7 +489,7 @@ class SqliteOplog(AsyncClosing):
         assert self._max_skew_ms is not None
         wall = self._hlc.wall()
         limit = (wall + self._max_skew_ms + 1) << COUNTER_BITS
-        if max((ts for ts, _ in rows if ts is not None), default=0) < limit:
+        if _newest(rows) < limit:
             return
         for index, (ts, _) in enumerate(rows, start):
             if ts is not None and ts >= limit:
@@ -507,8 +508,8 @@ class SqliteOplog(AsyncClosing):
 
     def _observe(self, rows: list[Row], peer: UUID) -> None:
         """Advance the clock past remote timestamps (within the drift bound) and save it."""
-        newest = max((ts for ts, _ in rows if ts is not None), default=None)
-        if newest is None:
+        newest = _newest(rows)
+        if not newest:
             return
         try:
             self._hlc.observe(newest)
@@ -985,6 +986,11 @@ class _Bulk:
     open: bool = False
     pending: int = 0
     moved: dict[UUID, int] = field(default_factory=dict)
+
+
+def _newest(rows: list[Row]) -> int:
+    """The highest timestamp among ``rows`` (0 when they are all markers)."""
+    return max(filter(None, map(itemgetter(0), rows)), default=0)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

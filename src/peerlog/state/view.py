@@ -24,14 +24,12 @@ function of the held entries.
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from uuid import UUID
 
 from peerlog.state.ops import (
     DELETE,
-    OP_HEAD,
     PUT,
     Collapsed,
     Names,
@@ -202,50 +200,59 @@ SELECT CAST(substr(body, 6, tl) AS TEXT) AS tbl, CAST(substr(body, 6 + tl, kl) A
 FROM ({_PLAIN})
 WHERE (op = {PUT} AND length(body) >= 5 + tl + kl)
    OR (op = {DELETE} AND length(body) = 5 + tl + kl)"""
-_PLAIN_BAD = f"SELECT 1 FROM ({_PLAIN_OPS}) WHERE del = 0 AND NOT json_valid(CAST(value AS TEXT))" \
-    " LIMIT 1"
+_PLAIN_MAX = 1024
+"""Longer values take the Python path (a nesting depth only a long value can reach)."""
+_PLAIN_BAD = f"""
+SELECT 1 FROM ({_PLAIN_OPS}) WHERE del = 0 AND (
+    NOT json_valid(CAST(value AS TEXT)) OR length(value) > {_PLAIN_MAX}
+    OR instr(value, x'00') > 0
+    OR (length(value) >= 100 AND CAST(value AS TEXT) GLOB '*{"[0-9]" * 100}*'))
+LIMIT 1"""
+"""A plain batch the Python path must take after all: a value that is not JSON (the
+Python path records why), or one where SQLite's ``json_valid`` and `parse_json` might
+judge differently: long (a nesting depth), NUL (where SQLite stops reading), or a long
+run of digits (a float out of range; exponents are kept out by `plain_batch`)."""
 _PLAIN_UPSERT = _UPSERT.replace(
     "VALUES (?, ?, ?, ?, ?, ?, ?)",
     f"SELECT tbl, key, ts, del, value, :raw, idx FROM ({_PLAIN_OPS}) WHERE true ORDER BY idx")
 _ALL_BYTES = bytes(range(256))
-_UNSAFE = re.compile(rb"[0-9](?:[eE]|[0-9]{99})|\x00")
-"""What SQLite's ``json_valid`` and `parse_json` might judge differently: exponents and long
-digit runs (a float out of range), and NUL (where SQLite stops reading)."""
-_PLAIN_MAX = 1024
-"""Longer values take the Python path (a nesting depth only a long value can reach)."""
 _JSON_VALID_STRICT = sqlite3.sqlite_version_info < (3, 42) or \
     sqlite3.sqlite_version_info >= (3, 45)
 """SQLite 3.42 to 3.44 let ``json_valid`` accept JSON5 too: the fast path is off there."""
 
 
 def plain_batch(rows: Sequence[tuple[int | None, bytes]]) -> bool:
-    """Whether every operation of a batch is a put or delete that SQL can apply exactly as
-    `collapse` and `json_problem` would: ASCII names and values, values short and free of
-    what `_UNSAFE` names.  Anything else (updates, batches, non-ASCII text, markers of
-    damaged payloads) takes the Python path, which handles every case."""
+    """Whether every operation of a batch is a put or delete written in ASCII without a
+    number with an exponent (one SQLite would accept out of the float range), which SQL
+    may apply (`_plain_in_sql` checks the values).  Anything else (updates, batches,
+    non-ASCII text) takes the Python path, which handles every case."""
     if not _JSON_VALID_STRICT:
         return False
-    unpack = OP_HEAD.unpack_from
     for ts, payload in rows:
-        if ts is None:
-            continue
-        if len(payload) < 5 or not payload.isascii():
-            return False
-        op, tlen, klen = unpack(payload)
-        if op == PUT:
-            value = payload[5 + tlen + klen:]
-            if len(value) > _PLAIN_MAX or _UNSAFE.search(value):
-                return False
-        elif op != DELETE:
+        if ts is not None and (payload[:1] not in _PLAIN_KINDS or not payload.isascii()
+                               or _exponent(payload, b"e") or _exponent(payload, b"E")):
             return False
     return True
+
+
+def _exponent(payload: bytes, letter: bytes) -> bool:
+    """Whether ``letter`` follows a digit anywhere in ``payload`` (a few C-level finds)."""
+    at = payload.find(letter, 1)
+    while at > 0:
+        if 0x30 <= payload[at - 1] <= 0x39:
+            return True
+        at = payload.find(letter, at + 1)
+    return False
+
+
+_PLAIN_KINDS = (bytes((PUT,)), bytes((DELETE,)))
 
 
 def _plain_in_sql(conn: sqlite3.Connection, peer: UUID, start: int, count: int) -> bool:
     """Apply a plain batch (`plain_batch`) inside SQLite: one upsert over the stored
     entries, which keeps the highest rank per key as `collapse` and `_UPSERT` do.  False
     (and nothing done) when the Python path must run instead: field registers exist, or
-    a value is not JSON (the Python path records why)."""
+    a value is one `_PLAIN_BAD` names."""
     if conn.execute("SELECT 1 FROM peerlog_fields LIMIT 1").fetchone() is not None:
         return False
     params = {"bytes": _ALL_BYTES, "peer": peer.bytes, "raw": peer.bytes, "lo": start,
