@@ -31,8 +31,6 @@ from peerlog.sync.errors import InvalidArgumentError
 
 PUT, DELETE, UPDATE, BATCH = 1, 2, 3, 4
 _HEAD = struct.Struct(">BHH")
-OP_HEAD = _HEAD
-"""The head of a put, delete or update payload: op byte, table length, key length."""
 _FIELD = struct.Struct(">H")
 _VALUE = struct.Struct(">I")
 MAX_NAME = 0xFFFF

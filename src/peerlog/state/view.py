@@ -29,8 +29,6 @@ from collections.abc import Iterator, Sequence
 from uuid import UUID
 
 from peerlog.state.ops import (
-    DELETE,
-    PUT,
     Collapsed,
     Names,
     Op,
@@ -127,8 +125,6 @@ class LwwView:
 
     def applied(self, conn: sqlite3.Connection, peer: UUID, start: int,
                 rows: Sequence[tuple[int | None, bytes]]) -> None:
-        if plain_batch(rows) and _plain_in_sql(conn, peer, start, len(rows)):
-            return
         # The state is a max over ranks, so within one batch only the
         # highest-ranked operation per register can matter.  An entry with a
         # value that is not JSON (a buggy or hostile device) is kept in the log
@@ -181,86 +177,6 @@ class LwwView:
                                          " WHERE peer = ? AND idx = ?", (raw, index)))
         for table_name, key in sorted(keys):
             recompute(conn, table_name, key)
-
-
-# -- the plain fast path -------------------------------------------------------------
-
-_BYTE = "(instr(:bytes, substr(body, {}, 1)) - 1)"
-_U16 = f"({_BYTE.format('{0}')} * 256 + {_BYTE.format('{1}')})"
-_PLAIN = f"""
-SELECT idx, ts, body, {_BYTE.format(1)} AS op, {_U16.format(2, 3)} AS tl,
-       {_U16.format(4, 5)} AS kl
-FROM peerlog_entries
-WHERE peer = (SELECT id FROM peerlog_peers WHERE peer = :peer)
-  AND idx >= :lo AND idx < :hi AND ts IS NOT NULL"""
-_PLAIN_OPS = f"""
-SELECT CAST(substr(body, 6, tl) AS TEXT) AS tbl, CAST(substr(body, 6 + tl, kl) AS TEXT) AS key,
-       ts, op = {DELETE} AS del,
-       CASE op WHEN {PUT} THEN substr(body, 6 + tl + kl) ELSE x'' END AS value, idx
-FROM ({_PLAIN})
-WHERE (op = {PUT} AND length(body) >= 5 + tl + kl)
-   OR (op = {DELETE} AND length(body) = 5 + tl + kl)"""
-_PLAIN_MAX = 1024
-"""Longer values take the Python path (a nesting depth only a long value can reach)."""
-_PLAIN_BAD = f"""
-SELECT 1 FROM ({_PLAIN_OPS}) WHERE del = 0 AND (
-    NOT json_valid(CAST(value AS TEXT)) OR length(value) > {_PLAIN_MAX}
-    OR instr(value, x'00') > 0
-    OR (length(value) >= 100 AND CAST(value AS TEXT) GLOB '*{"[0-9]" * 100}*'))
-LIMIT 1"""
-"""A plain batch the Python path must take after all: a value that is not JSON (the
-Python path records why), or one where SQLite's ``json_valid`` and `parse_json` might
-judge differently: long (a nesting depth), NUL (where SQLite stops reading), or a long
-run of digits (a float out of range; exponents are kept out by `plain_batch`)."""
-_PLAIN_UPSERT = _UPSERT.replace(
-    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-    f"SELECT tbl, key, ts, del, value, :raw, idx FROM ({_PLAIN_OPS}) WHERE true ORDER BY idx")
-_ALL_BYTES = bytes(range(256))
-_JSON_VALID_STRICT = sqlite3.sqlite_version_info < (3, 42) or \
-    sqlite3.sqlite_version_info >= (3, 45)
-"""SQLite 3.42 to 3.44 let ``json_valid`` accept JSON5 too: the fast path is off there."""
-
-
-def plain_batch(rows: Sequence[tuple[int | None, bytes]]) -> bool:
-    """Whether every operation of a batch is a put or delete written in ASCII without a
-    number with an exponent (one SQLite would accept out of the float range), which SQL
-    may apply (`_plain_in_sql` checks the values).  Anything else (updates, batches,
-    non-ASCII text) takes the Python path, which handles every case."""
-    if not _JSON_VALID_STRICT:
-        return False
-    for ts, payload in rows:
-        if ts is not None and (payload[:1] not in _PLAIN_KINDS or not payload.isascii()
-                               or _exponent(payload, b"e") or _exponent(payload, b"E")):
-            return False
-    return True
-
-
-def _exponent(payload: bytes, letter: bytes) -> bool:
-    """Whether ``letter`` follows a digit anywhere in ``payload`` (a few C-level finds)."""
-    at = payload.find(letter, 1)
-    while at > 0:
-        if 0x30 <= payload[at - 1] <= 0x39:
-            return True
-        at = payload.find(letter, at + 1)
-    return False
-
-
-_PLAIN_KINDS = (bytes((PUT,)), bytes((DELETE,)))
-
-
-def _plain_in_sql(conn: sqlite3.Connection, peer: UUID, start: int, count: int) -> bool:
-    """Apply a plain batch (`plain_batch`) inside SQLite: one upsert over the stored
-    entries, which keeps the highest rank per key as `collapse` and `_UPSERT` do.  False
-    (and nothing done) when the Python path must run instead: field registers exist, or
-    a value is one `_PLAIN_BAD` names."""
-    if conn.execute("SELECT 1 FROM peerlog_fields LIMIT 1").fetchone() is not None:
-        return False
-    params = {"bytes": _ALL_BYTES, "peer": peer.bytes, "raw": peer.bytes, "lo": start,
-              "hi": start + count}
-    if conn.execute(_PLAIN_BAD, params).fetchone() is not None:
-        return False
-    conn.execute(_PLAIN_UPSERT, params)
-    return True
 
 
 def _not_json(registers: Collapsed) -> list[tuple[int, str]]:
