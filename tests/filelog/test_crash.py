@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from peerlog import FileLog
 from tests.filelog.crash_writer import ERASE_EVERY
 from tests.helpers import entry, erased, peer
@@ -18,34 +20,37 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLS = 30
 
 
-def run_until_killed(shared: Path, seed: int, rng: random.Random) -> tuple[int, set[int]]:
-    """Start the writer, SIGKILL it at a random moment; what it acknowledged."""
+def kill_at_random(module: str, shared: Path, seed: int, rng: random.Random) -> list[str]:
+    """Start a writer process, SIGKILL it at a random moment; every line it printed."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.filelog.crash_writer", str(shared), "1", str(seed)],
+        [sys.executable, "-m", module, str(shared), "1", str(seed)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert child.stdout is not None
-    acked, erased_ok = 0, set()
     started = child.stdout.readline()
     assert started.startswith("start"), child.stderr.read() if child.stderr else started
+    lines = []
     deadline = time.monotonic() + rng.uniform(0.0, 0.25)
     while time.monotonic() < deadline:
         ready, _, _ = select.select([child.stdout], [], [], max(deadline - time.monotonic(), 0))
         if not ready:
             break
-        line = child.stdout.readline()
-        if line.startswith("ack "):
-            acked = int(line.split()[1])
-        elif line.startswith("erased "):
-            erased_ok.add(int(line.split()[1]))
+        lines.append(child.stdout.readline())
     child.send_signal(signal.SIGKILL)
     child.wait()
     # Lines already written before the kill were acknowledged too.
-    for line in child.stdout.read().splitlines():
+    lines += child.stdout.read().splitlines()
+    assert child.returncode == -signal.SIGKILL
+    return lines
+
+
+def run_until_killed(shared: Path, seed: int, rng: random.Random) -> tuple[int, set[int]]:
+    """Start the appending writer, SIGKILL it at a random moment; what it acknowledged."""
+    acked, erased_ok = 0, set()
+    for line in kill_at_random("tests.filelog.crash_writer", shared, seed, rng):
         if line.startswith("ack "):
             acked = int(line.split()[1])
         elif line.startswith("erased "):
             erased_ok.add(int(line.split()[1]))
-    assert child.returncode == -signal.SIGKILL
     return acked, erased_ok
 
 
@@ -80,3 +85,30 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_entry(tmp_path: Path) -
     assert index >= acked_total
     final.append(index, entry(index))
     assert FileLog(shared, peer(9)).doctor().healthy
+
+
+@pytest.mark.slow
+def test_sigkill_while_compacting_leaves_a_chain_that_serves_every_kept_entry(
+        tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    rng = random.Random(20261127)
+    acked = compacted = 0
+    for kill in range(KILLS):
+        for line in kill_at_random("tests.filelog.compacting_writer", shared, kill, rng):
+            word, _, number = line.partition(" ")
+            if word == "ack":
+                acked = max(acked, int(number))
+            elif word == "compacted":
+                compacted = max(compacted, int(number))
+        reader = FileLog(shared, peer(9))
+        first, extent = reader.first_indexes().of(peer(1)), reader.extents().of(peer(1))
+        assert extent >= acked, f"kill {kill}: acknowledged {acked}, found {extent}"
+        assert first <= acked, f"kill {kill}: compacted past what was written"
+        got: list[tuple[int, object]] = []
+        while batch := reader.read_entries(peer(1), first + len(got)):
+            got.extend(batch)
+        assert got == [(i, entry(i)) for i in range(first, extent)], f"kill {kill}"
+        assert all(p.kind == "incomplete" for p in reader.doctor().all_problems()), \
+            f"kill {kill}: {reader.doctor().all_problems()}"
+    assert compacted > 0  # the loop did compact, many times
