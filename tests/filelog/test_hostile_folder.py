@@ -308,3 +308,24 @@ def test_a_misnamed_segment_is_not_trusted(open_log: Open) -> None:
     reader = open_log(READER)
     assert reader.read_entries(A, 0) == []
     assert kinds(reader) == ["gap"]
+
+
+def test_a_file_named_snapshots_keeps_no_device_from_syncing(shared: Path, tmp_path: Path) -> None:
+    (shared / "snapshots").write_text("not a folder")
+    log = FileLog(shared, A)
+    log.append_many(0, entries(0, 2))
+    assert log.snapshots.valid() == []
+    with pytest.raises(BackendError, match="not a folder"):
+        log.snapshots.publish(b"x" * 64)
+    assert FileLog(shared, B).read_entries(A, 0) == list(enumerate(entries(0, 2)))
+
+
+def test_a_symlink_named_like_a_snapshot_is_never_followed(shared: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"hunter2")
+    (shared / "snapshots").mkdir()
+    (shared / "snapshots" / ("0" * 64 + ".psnap")).symlink_to(secret)
+    log = FileLog(shared, A)
+    [bad] = log.snapshots.bad()
+    assert "symbolic link" in bad.reason
+    assert "hunter2" not in str(log.doctor())

@@ -228,8 +228,7 @@ class FolderSync(_Live):
         report.deferred = _deferrals(self.ingester.puller)
         report.compacted = dict(self.ingester.puller.compacted)
         report.withheld = await asyncio.to_thread(self.file_log.withheld)
-        if self.snapshots is not None:
-            report.compaction = await self.snapshots.after_round()
+        report.compaction = await _after_round(self.snapshots, report)
         return report
 
 
@@ -244,6 +243,19 @@ class FolderSync(_Live):
         await asyncio.to_thread(self.file_log.continue_as, report.continued.new)
         self._drivers()
         return await self.publisher.run_once()
+
+
+async def _after_round(snapshots: Snapshots | None, report: SyncReport) -> Compaction | None:
+    """Acknowledge, and publish and compact when due; a refusal there (a snapshot that
+    cannot be written) is reported and the round's sync still counts."""
+    if snapshots is None:
+        return None
+    try:
+        return await snapshots.after_round()
+    except (SyncError, OSError) as exc:
+        log.error("not compacting: %s", exc)
+        report.refused.append(f"not compacting: {exc}")
+        return None
 
 
 def _deferrals(puller: Puller) -> dict[UUID, Deferral]:
@@ -302,8 +314,7 @@ class RelaySync(_Live):
                            {**self.push.diverged, **self.pull.diverged}.items()}
         report.deferred = _deferrals(self.pull)
         report.compacted = dict(self.pull.compacted)
-        if self.snapshots is not None:
-            report.compaction = await self.snapshots.after_round()
+        report.compaction = await _after_round(self.snapshots, report)
         return report
 
     async def _publish(self, report: SyncReport) -> int:

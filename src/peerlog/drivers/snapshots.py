@@ -32,7 +32,7 @@ from uuid import UUID
 from peerlog.drivers.puller import Progress
 from peerlog.sync import defaults
 from peerlog.sync.cursors import PeerCursors
-from peerlog.sync.errors import SnapshotError
+from peerlog.sync.errors import BackendError, SnapshotError
 from peerlog.sync.faces import CompactingFileLog, OwnOplog, SnapshotMeta, SnapshotState
 from peerlog.sync.hlc import wall_ms
 
@@ -132,7 +132,7 @@ class Snapshots:
                 return None
             try:
                 moved = await self.state.load_snapshot(await self.place.fetch(info.name))
-            except SnapshotError as exc:
+            except (SnapshotError, BackendError) as exc:  # unreadable or damaged: skip it
                 log.warning("not loading snapshot %s: %s", info.name, exc)
                 await self.place.refuse(info.name, str(exc))
                 continue

@@ -15,7 +15,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from peerlog.filelog.durable import UnsafeFileError, open_segment, replace_atomically
+from peerlog.filelog.durable import (
+    UnsafeFileError,
+    open_segment,
+    real_folder,
+    replace_atomically,
+)
 from peerlog.filelog.names import SNAPSHOTS_FOLDER, why_ignored
 from peerlog.state.snapshot import (
     SUFFIX,
@@ -54,6 +59,8 @@ class SnapshotShelf:
 
     def names(self) -> list[str]:
         """Every file on the shelf (snapshot or not)."""
+        if not real_folder(self.folder):
+            return []  # missing, or not a folder (a file or a link put there): nothing kept
         try:
             return sorted(os.listdir(self.folder))
         except FileNotFoundError:
@@ -124,6 +131,9 @@ class SnapshotShelf:
     def publish(self, data: bytes) -> str:
         """Add snapshot bytes (durably, through a temporary file); returns the name."""
         name = snapshot_name(data)
+        if self.folder.is_symlink() or (self.folder.exists() and not real_folder(self.folder)):
+            raise BackendError(f"cannot write snapshots into {self.folder}: it is not a folder "
+                               "(move it away)")
         try:
             self.folder.mkdir(mode=0o700, exist_ok=True)
             if not (self.folder / name).exists():
