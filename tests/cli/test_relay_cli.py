@@ -132,3 +132,30 @@ def test_a_claim_lost_before_it_reached_the_relay_is_made_on_the_next_sync(
     grant = next(g for g in json.loads(relay.tokens.read_text())["tokens"].values()
                  if g["origin"] == relay.ids[0])
     assert grant["continued"] == [new]
+
+
+def test_compact_through_a_relay_drops_a_deleted_value_from_its_database(
+        relay: TwoDevices, tmp_path: Path) -> None:
+    a, b, url = relay.a, relay.b, relay.url
+    secret = "hunter2-cli-relay-3f9a"
+    peerlog("--home", a, "put", "accounts", "me", json.dumps({"password": secret}))
+    for home, token in ((a, relay.token_a), (b, relay.token_b)):
+        assert peerlog("--home", home, "sync", "--server", url, "--token", token).returncode == 0
+    peerlog("--home", b, "delete", "accounts", "me")
+    for home in (b, a):
+        assert peerlog("--home", home, "sync").returncode == 0
+    for home in (a, b, a):
+        done = peerlog("--home", home, "compact", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["snapshot"].endswith(".psnap")
+    found = [p.name for p in tmp_path.rglob("*") if p.is_file()
+             and secret.encode() in p.read_bytes()]
+    assert found == []
+    # A third device joins and starts from the relay's snapshot.
+    c = str(tmp_path / "c")
+    c_id = json.loads(peerlog("--home", c, "init", "--json").stdout)["peer_id"]
+    token_c = peerlog("token", "--tokens", str(relay.tokens), "--device", c_id).stdout.strip()
+    done = peerlog("--home", c, "sync", "--server", url, "--token", token_c)
+    assert done.returncode == 0, done.stderr
+    assert "started from snapshot" in done.stdout
+    assert json.loads(peerlog("--home", c, "ls", "accounts", "--json").stdout) == {}

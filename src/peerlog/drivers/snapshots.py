@@ -165,9 +165,9 @@ class Snapshots:
             published = await self.place.published()
             own = self.oplog.origin
             limit = PeerCursors(offered[0].frontier if offered else {})
-            # The last published entry stays readable: the next publish compares it
-            # with the published one to notice a restored or copied device (drivers.fork).
-            limit[own] = min(limit.of(own), published.of(own) - 1)
+            # Never this device's own entries that are not published yet.  (A restored
+            # backup still holds its own old entries, so drivers.fork can compare it.)
+            limit[own] = min(limit.of(own), published.of(own))
             done.entries_dropped = await self.state.compact(limit)
         log.info("compacted: snapshot %s, %d segment(s) and %d snapshot(s) removed, %d "
                  "entries dropped", done.snapshot, done.segments_removed,
