@@ -22,8 +22,6 @@ from peerlog.state.snapshot import (
     body_of_rows,
     decode_snapshot,
     encode_snapshot,
-    new_body,
-    scratch_file,
     snapshot_name,
 )
 from peerlog.sync.cursors import PeerCursors
@@ -104,7 +102,6 @@ async def test_a_snapshot_names_itself_by_its_digest(tmp_path: Path) -> None:
     assert decoded.frontier == PeerCursors({store.origin: 3})
 
 
-WORK = Path(tempfile.gettempdir())
 GOOD_ROW = ("t", "k", 5, 0, b'{"a":1}', peer(1).bytes, 0)
 
 
@@ -114,19 +111,18 @@ def _sealed(body: bytes) -> bytes:
 
 def _body_with(*statements: str) -> bytes:
     """A body database with the right tables and one good row, then ``statements``."""
-    with scratch_file(WORK) as path:
-        new_body(path)
-        with contextlib.closing(sqlite3.connect(path)) as conn:
-            conn.execute("INSERT INTO bases VALUES (?, ?, ?, ?, ?, ?, ?)", GOOD_ROW)
-            for statement in statements:
-                conn.execute(statement)
-            conn.commit()
-        return path.read_bytes()
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        conn.deserialize(body_of_rows([GOOD_ROW], []))
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+        body: bytes = conn.serialize()
+    return body
 
 
 def _damaged() -> list[tuple[str, bytes, str]]:
     """(what, bytes, the words the error must use), from a valid snapshot's bytes."""
-    good = _sealed(body_of_rows(WORK, [GOOD_ROW], []))
+    good = _sealed(body_of_rows([GOOD_ROW], []))
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0x40
 

@@ -72,6 +72,7 @@ from peerlog.sync.errors import (
     IdentityError,
     IndexOutOfRangeError,
     InvalidArgumentError,
+    SnapshotError,
     SyncError,
 )
 from peerlog.sync.faces import Applied, AsyncClosing, Deferral, SnapshotMeta
@@ -656,14 +657,16 @@ class SqliteOplog(AsyncClosing):
             {UUID(bytes=bytes(p)): int(i) for p, i in self._conn.execute(
                 "SELECT peer, first_index FROM peerlog_peers WHERE first_index > 0")}))
 
-    async def run_attached(self, path: str | os.PathLike[str],
-                           fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``fn(connection)`` in one transaction, with the database file ``path``
-        attached as ``peerlog_snap``: to copy the view out in SQL (state snapshots).
-        ``fn`` may write only the attached database."""
-        def work(loop: asyncio.AbstractEventLoop) -> _T:
+    async def run_attached(self, fn: Callable[[sqlite3.Connection], _T], body: bytes
+                           ) -> tuple[_T, bytes]:
+        """Run ``fn(connection)`` in one transaction with the database ``body`` (bytes, as
+        `sqlite3.Connection.serialize` makes) attached in memory as ``peerlog_snap``;
+        returns what ``fn`` returned and the attached database's bytes afterwards.  To
+        copy the view out in SQL (state snapshots); ``fn`` may write only
+        ``peerlog_snap``.  Nothing touches the disk."""
+        def work(loop: asyncio.AbstractEventLoop) -> tuple[_T, bytes]:
             self._bulk_commit(loop)
-            with self._attached(path):
+            with self._attached(body):
                 self._conn.execute("BEGIN")
                 try:
                     out = fn(self._conn)
@@ -671,23 +674,30 @@ class SqliteOplog(AsyncClosing):
                 except BaseException:
                     _rollback(self._conn)
                     raise
-                return out
+                return out, self._conn.serialize(name="peerlog_snap")
         return await self._run(work)
 
     @contextlib.contextmanager
-    def _attached(self, path: str | os.PathLike[str] | None) -> Iterator[None]:
-        if path is None:
+    def _attached(self, body: bytes | None) -> Iterator[None]:
+        """``body`` attached in memory as ``peerlog_snap`` (nothing when None)."""
+        if body is None:
             yield
             return
-        self._conn.execute("ATTACH DATABASE ? AS peerlog_snap", (os.fspath(path),))
+        self._conn.execute("ATTACH DATABASE ':memory:' AS peerlog_snap")
         try:
+            try:
+                self._conn.deserialize(body, name="peerlog_snap")
+                self._conn.execute("SELECT count(*) FROM peerlog_snap.sqlite_schema")
+            except sqlite3.Error as exc:
+                raise SnapshotError(f"snapshot body is not a database this peerlog reads: "
+                                    f"{exc}") from exc
             yield
         finally:
             self._conn.execute("DETACH DATABASE peerlog_snap")
 
     async def adopt_frontier(self, frontier: Mapping[UUID, int],
                              fill: Callable[[sqlite3.Connection], None], *,
-                             attach: str | os.PathLike[str] | None = None) -> PeerCursors:
+                             attach: bytes | None = None) -> PeerCursors:
         """Take in a state snapshot covering every entry below ``frontier``.
 
         In one transaction: for each origin the snapshot is ahead on, the
@@ -695,14 +705,14 @@ class SqliteOplog(AsyncClosing):
         markers stay, so erasures keep travelling) and the origin's log
         starts, and its cursor stands, at the frontier; then ``fill(conn)``
         merges the snapshot's registers into the view (with ``attach``, that
-        database file is attached as ``peerlog_snap`` meanwhile).  Returns the
+        database, as bytes, is attached in memory as ``peerlog_snap`` meanwhile).  Returns the
         cursors that moved.  An origin the snapshot is not ahead on is left alone.
         """
         return await self._run(self._adopt_sync, dict(frontier), fill, attach)
 
     def _adopt_sync(self, loop: asyncio.AbstractEventLoop, frontier: dict[UUID, int],
                     fill: Callable[[sqlite3.Connection], None],
-                    attach: str | os.PathLike[str] | None) -> PeerCursors:
+                    attach: bytes | None) -> PeerCursors:
         self._bulk_commit(loop)
         with self._attached(attach):
             return self._adopt_in(loop, frontier, fill)

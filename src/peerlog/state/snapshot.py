@@ -18,27 +18,25 @@ Byte format (docs/file-format.md §9), integers big-endian::
 
 The body is a database so that loading it is one ``INSERT … SELECT`` inside
 SQLite rather than a Python loop over every row: measured on 500,000 keys,
-about ten times faster than binding the same rows from Python.  A
-snapshot's name is the hex of its digest, so it is content-addressed; a
-reader checks the digest before anything else, then opens the body
-read-only with ``trusted_schema`` off, requires exactly the expected schema
-and a passing ``quick_check``, and validates every row as it copies it
-(`BASE_OK`, `FIELD_OK`).  Whatever fails is a `SnapshotError` and nothing
-is loaded.
+about ten times faster than binding the same rows from Python.  It is
+made and read in memory (``serialize``/``deserialize``), never written to a
+scratch file.  A snapshot's name is the hex of its digest, so it is
+content-addressed; a reader checks the digest before anything else, then
+attaches the body with ``trusted_schema`` off, requires exactly the
+expected schema and a passing ``quick_check`` (`check_body`), and validates
+every row as it copies it (`BASE_OK`, `FIELD_OK`).  Whatever fails is a
+`SnapshotError` and nothing is loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import sqlite3
 import struct
-import tempfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from uuid import UUID
 
 from peerlog.state.ops import MAX_NAME
@@ -87,7 +85,7 @@ Field = tuple[str, str, str, int, int, bytes, bytes, int]
 @dataclass(frozen=True, slots=True)
 class StateSnapshot:
     """A snapshot whose digest and header were checked: what it covers, and its body (the
-    SQLite database bytes, checked when it is opened: `open_body`)."""
+    SQLite database bytes, checked when it is attached: `check_body`)."""
 
     producer: UUID
     created_ms: int
@@ -125,42 +123,24 @@ def encode_snapshot(producer: UUID, created_ms: int, hlc: int, frontier: PeerCur
     return data + hashlib.sha256(data).digest()
 
 
-def new_body(path: Path) -> None:
-    """Create an empty snapshot body database at ``path``."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.execute("PRAGMA journal_mode=OFF")
+def new_body() -> bytes:
+    """An empty snapshot body: an SQLite database with the two tables, as bytes."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
         conn.execute(BASES_TABLE)
         conn.execute(FIELDS_TABLE)
         conn.commit()
+        return conn.serialize()
 
 
-def body_of_rows(workdir: Path, bases: Sequence[Base], fields: Sequence[Field]) -> bytes:
+def body_of_rows(bases: Sequence[Base], fields: Sequence[Field]) -> bytes:
     """A body holding the given registers (for tools and tests; a device copies its
     tables in SQL instead: `StateStore.snapshot`)."""
-    with scratch_file(workdir) as path:
-        new_body(path)
-        with contextlib.closing(sqlite3.connect(path)) as conn:
-            conn.executemany("INSERT INTO bases VALUES (?, ?, ?, ?, ?, ?, ?)", bases)
-            conn.executemany("INSERT INTO fields VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fields)
-            conn.commit()
-        return path.read_bytes()
-
-
-@contextlib.contextmanager
-def scratch_file(workdir: Path) -> Iterator[Path]:
-    """A fresh file name in ``workdir`` (owner-only), removed afterwards with its
-    journal files."""
-    fd, name = tempfile.mkstemp(prefix=".peerlog-snapshot-", suffix=".sqlite", dir=workdir)
-    os.close(fd)
-    os.unlink(name)
-    path = Path(name)
-    try:
-        yield path
-    finally:
-        for leftover in (path, Path(name + "-journal"), Path(name + "-wal"),
-                         Path(name + "-shm")):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        conn.deserialize(new_body())
+        conn.executemany("INSERT INTO bases VALUES (?, ?, ?, ?, ?, ?, ?)", bases)
+        conn.executemany("INSERT INTO fields VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fields)
+        conn.commit()
+        return conn.serialize()
 
 
 def read_header(data: bytes) -> tuple[UUID, int, PeerCursors]:
@@ -197,7 +177,7 @@ def read_header(data: bytes) -> tuple[UUID, int, PeerCursors]:
 def decode_snapshot(data: bytes, *, expect_name: str | None = None) -> StateSnapshot:
     """Verify a snapshot's digest and header and inflate its body; `SnapshotError` says
     what is wrong.  With ``expect_name`` the bytes must be the ones that name addresses.
-    The body's contents are checked when it is opened (`open_body`)."""
+    The body's contents are checked when it is attached (`check_body`)."""
     if len(data) < HEADER.size + DIGEST_SIZE:
         raise SnapshotError(f"snapshot has {len(data)} bytes: truncated")
     if not digest_matches(data):
@@ -221,35 +201,22 @@ def decode_snapshot(data: bytes, *, expect_name: str | None = None) -> StateSnap
     return StateSnapshot(producer, created, hlc, frontier, body)
 
 
-@contextlib.contextmanager
-def open_body(snap: StateSnapshot, workdir: Path) -> Iterator[Path]:
-    """Write a snapshot's body to a scratch file in ``workdir`` and check it: an SQLite
-    database with exactly the expected tables that passes ``quick_check``.  Yields its
-    path (for ``ATTACH``); the file is removed afterwards."""
-    with scratch_file(workdir) as path:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(snap.body)
-        _check_body(path)
-        yield path
-
-
-def _check_body(path: Path) -> None:
+def check_body(conn: sqlite3.Connection, schema: str = "peerlog_snap") -> None:
+    """Check a snapshot body attached as ``schema`` (the connection runs with
+    ``trusted_schema`` off): exactly the expected tables, and SQLite's ``quick_check``
+    passes.  `SnapshotError` otherwise; the rows are checked where they are merged."""
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            conn.execute("PRAGMA trusted_schema=OFF")
-            conn.execute("PRAGMA cell_size_check=ON")
-            schema = conn.execute("SELECT type, name, sql FROM sqlite_schema"
-                                  " ORDER BY name").fetchall()
-            if schema != [("table", "bases", BASES_TABLE), ("table", "fields", FIELDS_TABLE)]:
-                raise SnapshotError("snapshot body does not have the snapshot schema")
-            if conn.execute("PRAGMA quick_check").fetchall() != [("ok",)]:
-                raise SnapshotError("snapshot body fails SQLite's quick_check")
+        found = conn.execute(f"SELECT type, name, sql FROM {schema}.sqlite_schema"
+                             " ORDER BY name").fetchall()
+        if found != [("table", "bases", BASES_TABLE), ("table", "fields", FIELDS_TABLE)]:
+            raise SnapshotError("snapshot body does not have the snapshot schema")
+        if conn.execute(f"PRAGMA {schema}.quick_check").fetchall() != [("ok",)]:
+            raise SnapshotError("snapshot body fails SQLite's quick_check")
     except sqlite3.Error as exc:
         raise SnapshotError(f"snapshot body is not a database this peerlog reads: {exc}"
                             ) from exc
 
 
 __all__ = ["BASES_TABLE", "BASE_OK", "FIELDS_TABLE", "FIELD_OK", "SUFFIX", "StateSnapshot",
-           "body_of_rows", "decode_snapshot", "digest_matches", "encode_snapshot", "new_body",
-           "open_body", "read_header", "snapshot_name"]
+           "body_of_rows", "check_body", "decode_snapshot", "digest_matches", "encode_snapshot",
+           "new_body", "read_header", "snapshot_name"]

@@ -9,11 +9,9 @@ import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -35,8 +33,6 @@ from peerlog.state.snapshot import (
     decode_snapshot,
     encode_snapshot,
     new_body,
-    open_body,
-    scratch_file,
 )
 from peerlog.state.view import (
     LIVE,
@@ -201,9 +197,6 @@ class StateStore(AsyncClosing):
         self.oplog = SqliteOplog(path, origin, hooks=[LwwView()], max_skew_ms=max_skew_ms,
                                  **oplog_options)
         self._max_skew_ms = max_skew_ms
-        # Snapshot bodies are unpacked beside the database (never in a synced folder).
-        self._workdir = Path(tempfile.gettempdir()) if str(path) == ":memory:" \
-            else Path(path).resolve().parent
 
     @property
     def origin(self) -> UUID:
@@ -366,10 +359,7 @@ class StateStore(AsyncClosing):
             hlc = int(conn.execute("SELECT value FROM peerlog_meta WHERE key = 'hlc'"
                                    ).fetchone()[0])
             return frontier, hlc
-        with scratch_file(self._workdir) as path:
-            await asyncio.to_thread(new_body, path)
-            frontier, hlc = await self.oplog.run_attached(path, copy)
-            body = await asyncio.to_thread(path.read_bytes)
+        (frontier, hlc), body = await self.oplog.run_attached(copy, new_body())
         return await asyncio.to_thread(encode_snapshot, self.origin, wall_ms(), hlc,
                                        frontier, body)
 
@@ -388,8 +378,8 @@ class StateStore(AsyncClosing):
             return PeerCursors()
         self.oplog.hlc.catch_up(
             min(snap.hlc, (self.oplog.hlc.wall() + self._max_skew_ms) << COUNTER_BITS))
-        with open_body(snap, self._workdir) as path:
-            return await self.oplog.adopt_frontier(snap.frontier, merge_snapshot, attach=path)
+        return await self.oplog.adopt_frontier(snap.frontier, merge_snapshot,
+                                               attach=snap.body)
 
     async def compact(self, upto: Mapping[UUID, int], *, vacuum: bool = True) -> int:
         """Drop the log entries below ``upto`` that hold no register of the state (a

@@ -42,7 +42,7 @@ from peerlog.state.ops import (
     parse_json,
     rank_of,
 )
-from peerlog.state.snapshot import BASE_OK, FIELD_OK
+from peerlog.state.snapshot import BASE_OK, FIELD_OK, check_body
 from peerlog.sync.errors import SnapshotError
 
 log = logging.getLogger(__name__)
@@ -329,8 +329,10 @@ def pinned(conn: sqlite3.Connection) -> set[tuple[bytes, int]]:
 def merge_snapshot(conn: sqlite3.Connection) -> None:
     """Merge the registers of the snapshot body attached as ``peerlog_snap`` into the
     state: each register keeps the higher rank, exactly as if the operations behind them
-    had been applied here.  Every row is validated first (`BASE_OK`, `FIELD_OK`, UTF-8
-    names); one bad row is a `SnapshotError` and the caller's transaction rolls back."""
+    had been applied here.  The body is checked first (`check_body`), then every row
+    (`BASE_OK`, `FIELD_OK`, UTF-8 names); anything wrong is a `SnapshotError` and the
+    caller's transaction rolls back."""
+    check_body(conn)
     bad = conn.execute(
         f"SELECT (SELECT count(*) FROM peerlog_snap.bases WHERE NOT ({BASE_OK}))"
         f" + (SELECT count(*) FROM peerlog_snap.fields WHERE NOT ({FIELD_OK}))").fetchone()[0]
