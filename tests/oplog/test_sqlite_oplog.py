@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -179,3 +180,13 @@ async def test_expunge_erases_a_held_entry_once(tmp_path: Path) -> None:
         assert await oplog.erased() == {oplog.origin: [(index, entry.digest)]}
         with pytest.raises(IndexOutOfRangeError):
             await oplog.expunge(oplog.origin, 5)
+
+
+async def test_a_new_database_and_its_wal_are_readable_by_their_owner_only(
+        tmp_path: Path) -> None:
+    async with SqliteOplog(tmp_path / "relay.db") as oplog:
+        await oplog.append(b"private")
+        modes = {name: os.stat(tmp_path / name).st_mode & 0o777
+                 for name in os.listdir(tmp_path)}
+    assert modes["relay.db"] == 0o600
+    assert modes["relay.db-wal"] == 0o600

@@ -146,10 +146,11 @@ class SqliteOplog(AsyncClosing):
         self._poller: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="peerlog-sqlite")
         try:
+            _create_private(self._path)
             self._conn = sqlite3.connect(
                 self._path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             self._executor.shutdown(wait=False)
             raise BackendError(f"cannot open SQLite oplog at {self._path!r}: {exc}") from exc
         try:
@@ -996,6 +997,15 @@ class _Bulk:
     open: bool = False
     pending: int = 0
     moved: dict[UUID, int] = field(default_factory=dict)
+
+
+def _create_private(path: str) -> None:
+    """Create a missing database file readable by its owner only (SQLite gives its WAL and
+    shared-memory files the same mode), so what it holds is not left world-readable."""
+    if path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _newest(rows: list[Row]) -> int:
