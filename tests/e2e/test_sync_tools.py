@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from peerlog import FileLog, FileLogIngester, FileLogPublisher, FolderSync, StateStore
-from tests.e2e.tools import require, syncthing_pair
+from tests.e2e.tools import Syncthing, require, syncthing_pair
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
@@ -58,7 +58,11 @@ async def converged(devices: list[StateStore], total: int) -> bool:
     return len({await d.state_hash() for d in devices}) == 1
 
 
-async def test_two_devices_converge_through_syncthing(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def converged_through_syncthing(tmp_path: Path) -> AsyncIterator[
+        tuple[Syncthing, Syncthing, StateStore, StateStore]]:
+    """Two live devices, each on its own Syncthing copy, that wrote concurrently and
+    converged."""
     with syncthing_pair(tmp_path) as (a, b):
         async with live_device(tmp_path / "a.db", a.folder) as da, \
                 live_device(tmp_path / "b.db", b.folder) as db:
@@ -68,7 +72,12 @@ async def test_two_devices_converge_through_syncthing(tmp_path: Path) -> None:
                 return await converged([da, db], 300)
 
             await wait_until(done, within=120, step=0.25)
-            assert await da.items("items") == await db.items("items")
+            yield a, b, da, db
+
+
+async def test_two_devices_converge_through_syncthing(tmp_path: Path) -> None:
+    async with converged_through_syncthing(tmp_path) as (_, _, da, db):
+        assert await da.items("items") == await db.items("items")
 
 
 async def copy_forever(pairs: list[tuple[Path, Path]], rng: random.Random,
@@ -133,46 +142,38 @@ async def test_two_devices_converge_through_unison(tmp_path: Path) -> None:
 async def test_compaction_travels_through_syncthing(tmp_path: Path) -> None:
     """A compacts its log in its copy; Syncthing carries the removals and the snapshot to
     B's copy, where B keeps syncing and a new device C starts from the snapshot."""
-    with syncthing_pair(tmp_path) as (a, b):
-        async with live_device(tmp_path / "a.db", a.folder) as da, \
-                live_device(tmp_path / "b.db", b.folder) as db:
-            await write_concurrently([da, db], 150)
+    async with converged_through_syncthing(tmp_path) as (a, b, da, db):
+        b_log = FileLog(b.folder, db.origin)
+        await FolderSync(db.oplog, b_log, state=db).run_once()  # b says what it holds
 
-            async def done() -> bool:
-                return await converged([da, db], 300)
+        async def a_knows_what_b_holds() -> bool:
+            said = FileLog(a.folder, da.origin).device_cursors().get(db.origin)
+            return said is not None and said.cursors.of(da.origin) >= 150
 
-            await wait_until(done, within=120, step=0.25)
-            b_log = FileLog(b.folder, db.origin)
-            await FolderSync(db.oplog, b_log, state=db).run_once()  # b says what it holds
+        await wait_until(a_knows_what_b_holds, within=60, step=0.25)
+        a_log = FileLog(a.folder, da.origin)
+        done_a = await FolderSync(da.oplog, a_log, state=da).compact()
+        assert done_a.segments_removed >= 1
+        expected = await da.state_hash()
 
-            async def a_knows_what_b_holds() -> bool:
-                said = FileLog(a.folder, da.origin).device_cursors().get(db.origin)
-                return said is not None and said.cursors.of(da.origin) >= 150
+        async def compacted_in_b_copy() -> bool:
+            reader = FileLog(b.folder, db.origin)
+            return (reader.first_indexes().of(da.origin) > 0
+                    and bool(reader.snapshots.valid()) and not reader.withheld())
 
-            await wait_until(a_knows_what_b_holds, within=60, step=0.25)
-            a_log = FileLog(a.folder, da.origin)
-            done_a = await FolderSync(da.oplog, a_log, state=da).compact()
-            assert done_a.segments_removed >= 1
-            expected = await da.state_hash()
-
-            async def compacted_in_b_copy() -> bool:
-                reader = FileLog(b.folder, db.origin)
-                return (reader.first_indexes().of(da.origin) > 0
-                        and bool(reader.snapshots.valid()) and not reader.withheld())
-
-            await wait_until(compacted_in_b_copy, within=60, step=0.25)
-            await da.put("items", "after", "compaction")
-            await wait_until(lambda: _holds(db, "after"), within=60, step=0.25)
-            async with StateStore(tmp_path / "c.db") as dc:
-                c_log = FileLog(b.folder, dc.origin)
-                report = await FolderSync(dc.oplog, c_log, state=dc).run_once()
-                assert report.bootstrapped is not None
-                assert report.ok, report.to_json()
-                assert await dc.get("items", "after") == "compaction"
-                await c_log.close()
-            assert await db.state_hash() == await da.state_hash() != expected
-            await a_log.close()
-            await b_log.close()
+        await wait_until(compacted_in_b_copy, within=60, step=0.25)
+        await da.put("items", "after", "compaction")
+        await wait_until(lambda: _holds(db, "after"), within=60, step=0.25)
+        async with StateStore(tmp_path / "c.db") as dc:
+            c_log = FileLog(b.folder, dc.origin)
+            report = await FolderSync(dc.oplog, c_log, state=dc).run_once()
+            assert report.bootstrapped is not None
+            assert report.ok, report.to_json()
+            assert await dc.get("items", "after") == "compaction"
+            await c_log.close()
+        assert await db.state_hash() == await da.state_hash() != expected
+        await a_log.close()
+        await b_log.close()
 
 
 async def _holds(store: StateStore, key: str) -> bool:
