@@ -231,3 +231,27 @@ async def test_after_delete_and_compact_everywhere_the_value_is_in_no_file(
             await sync.compact()
     assert files_holding(shared, secret) == []
     assert files_holding(tmp_path, secret) == []
+
+
+async def test_a_running_device_that_meets_a_compacted_gap_loads_a_snapshot_in_that_round(
+        devices: list[Device], shared: Path) -> None:
+    a, c = devices[0], devices[2]
+    async with c.open() as (store, sync):
+        assert (await sync.run_once()).ok  # its first round: nothing to start from yet
+        async with a.open() as (a_store, a_sync):
+            await a_store.put("t", "early", 1)
+            await a_sync.run_once()
+        await sync.run_once()
+        said = shared / str(store.origin) / CURSORS_FILE
+        doc = json.loads(said.read_text())
+        doc["written_ms"] = wall_ms() - 200 * DAY_MS  # as if c had gone quiet long ago
+        said.write_text(json.dumps(doc))
+        async with a.open() as (a_store, a_sync):
+            for n in range(30):
+                await a_store.put("t", str(n), n)
+            await a_sync.compact()
+            expected = await a_store.state_hash()
+        report = await sync.run_once()  # the same FolderSync, still running
+        assert report.bootstrapped is not None
+        assert report.ok, report.to_json()
+        assert await store.state_hash() == expected

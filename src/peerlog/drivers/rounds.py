@@ -123,6 +123,17 @@ class _Live:
     async def run_once(self) -> SyncReport:
         raise NotImplementedError
 
+    async def _take_in(self, puller: Puller, report: SyncReport) -> int:
+        """Every other device's entries; when some were compacted away meanwhile, load a
+        snapshot covering them and take in the rest, in this same round."""
+        taken = await puller.run_once()
+        if puller.compacted and self.snapshots is not None:
+            loaded = await self.snapshots.bootstrap(again=True)
+            if loaded is not None:
+                report.bootstrapped = loaded
+                taken += await puller.run_once()
+        return taken
+
     async def compact(self) -> Compaction:
         """A round, then publish a snapshot and remove what it makes redundant, there and
         in the device database (`Snapshots.compact`); needs a ``state``."""
@@ -223,7 +234,7 @@ class FolderSync(_Live):
             report.bootstrapped = await self.snapshots.bootstrap()
         report.published = await _refusable(self._publish(report), report,
                                             "not publishing this device's changes")
-        report.ingested = await self.ingester.run_once()
+        report.ingested = await self._take_in(self.ingester.puller, report)
         report.diverged = {p: str(e) for p, e in self.ingester.diverged.items()}
         report.deferred = _deferrals(self.ingester.puller)
         report.compacted = dict(self.ingester.puller.compacted)
@@ -309,7 +320,7 @@ class RelaySync(_Live):
             report.bootstrapped = await self.snapshots.bootstrap()
         report.published = await _refusable(self._publish(report), report,
                                             "the relay refused this device's changes")
-        report.ingested = await self.pull.run_once()
+        report.ingested = await self._take_in(self.pull, report)
         report.diverged = {p: str(e) for p, e in
                            {**self.push.diverged, **self.pull.diverged}.items()}
         report.deferred = _deferrals(self.pull)

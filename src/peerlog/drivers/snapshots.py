@@ -108,9 +108,18 @@ class Snapshots:
         self.bootstrap_min = bootstrap_min
         self.retention_ms = retention_ms
         self.progress = progress
+        self._looked = False  # at the snapshots, for a bootstrap
+        self._newest = 0  # entries the newest snapshot known covers
 
-    async def bootstrap(self) -> Bootstrapped | None:
-        """Load the best valid snapshot if this device needs one (see the module)."""
+    async def bootstrap(self, *, again: bool = False) -> Bootstrapped | None:
+        """Load the best valid snapshot if this device needs one (see the module).
+
+        Looked at on the first round only, and again (``again``) when a round meets
+        entries compacted away: otherwise every entry a device lacks is still there to
+        replay, and a round costs no look at the snapshots (a request, on a relay)."""
+        if self._looked and not again:
+            return None
+        self._looked = True
         have = await self.oplog.cursors()
         own = self.oplog.origin
         offered = await self.place.offered()
@@ -146,10 +155,14 @@ class Snapshots:
         """Acknowledge what this device holds; publish and compact when it is due."""
         have = await self.oplog.cursors()
         await self.place.acknowledge(have)
-        newest = max((s.covers for s in await self.place.offered()), default=0)
-        if sum(have.values()) - newest < self.every:
+        if sum(have.values()) - self._newest < self.every:
+            return None  # without asking: the newest snapshot known is recent enough
+        self._newest = max((s.covers for s in await self.place.offered()), default=0)
+        if sum(have.values()) - self._newest < self.every:
             return None
-        return await self.compact(database=False)
+        done = await self.compact(database=False)
+        self._newest = sum(have.values())
+        return done
 
     async def compact(self, *, database: bool = True) -> Compaction:
         """Publish a snapshot of this device's state and remove what it makes redundant
