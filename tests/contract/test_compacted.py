@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from peerlog import CompactedError, DivergenceError
+from peerlog import CompactedError, CursorMismatchError, DivergenceError
 from tests.contract.harnesses import ReplicaHarness
 from tests.helpers import entries, entry, erased, peer
 
@@ -70,3 +70,21 @@ async def test_a_compacted_log_stays_compacted_after_reopening(
     replica = await sql_harness.open()
     with pytest.raises(CompactedError):
         await replica.read_since(A, 0)
+
+
+async def test_an_empty_log_can_start_above_zero(sql_harness: ReplicaHarness) -> None:
+    replica: Any = await sql_harness.open()
+    await replica.start_at(A, 5)
+    await replica.start_at(A, 5)  # again: nothing changes
+    assert (await replica.cursors()).of(A) == 5
+    with pytest.raises(CompactedError):
+        await replica.read_since(A, 4)
+    assert await replica.apply_many(A, 5, entries(5, 2)) == 2
+    assert [i for i, _ in await replica.read_since(A, 5)] == [5, 6]
+
+
+async def test_a_log_with_entries_cannot_start_elsewhere(sql_harness: ReplicaHarness) -> None:
+    replica: Any = await sql_harness.open()
+    await replica.apply_many(A, 0, entries(0, 2))
+    with pytest.raises(CursorMismatchError):
+        await replica.start_at(A, 5)

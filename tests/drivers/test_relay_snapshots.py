@@ -161,3 +161,26 @@ async def test_after_delete_and_compact_the_value_is_gone_from_the_relay_databas
                 await sync.compact()
         assert files_holding(tmp_path, secret) == []
 
+
+
+async def test_a_compacted_device_seeds_a_new_relay(relay_db: str, tmp_path: Path) -> None:
+    laptop, tablet = homes(tmp_path, "laptop", "tablet")
+    first_relay = sqlite_db(tmp_path / "laptop")
+    async with serving(first_relay) as relay, relay.device(laptop) as (store, sync):
+        for n in range(30):
+            await store.put("t", str(n), n)
+        await sync.compact()
+    async with serving(relay_db) as relay:
+        async with relay.device(laptop) as (store, sync):
+            await store.put("t", "later", "yes")
+            report = await sync.run_once()
+            assert report.ok, report.to_json()
+            assert report.published == 1
+            expected, origin = await store.state_hash(), store.origin
+        # It began at 30; the relay then compacted what the seeding snapshot covers.
+        assert (await relay.replica.first_indexes()).of(origin) >= 30
+        async with relay.device(tablet) as (store, sync):
+            report = await sync.run_once()
+            assert report.bootstrapped is not None
+            assert report.ok, report.to_json()
+            assert await store.state_hash() == expected

@@ -255,3 +255,30 @@ async def test_a_running_device_that_meets_a_compacted_gap_loads_a_snapshot_in_t
         assert report.bootstrapped is not None
         assert report.ok, report.to_json()
         assert await store.state_hash() == expected
+
+
+async def test_a_compacted_device_seeds_a_new_folder_with_its_log_and_a_snapshot(
+        devices: list[Device], tmp_path: Path) -> None:
+    a, new = devices[0], devices[4]
+    async with a.open() as (store, sync):
+        for n in range(30):
+            await store.put("t", str(n), n)
+        await sync.compact()  # its database keeps no entry below 30
+        await store.put("t", "later", "yes")
+        expected = await store.state_hash()
+        second = tmp_path / "second-folder"
+        second.mkdir()
+        log = FileLog(second, store.origin)
+        report = await FolderSync(store.oplog, log, state=store).run_once()
+        assert report.ok, report.to_json()
+        assert report.published == 1
+        assert log.first_indexes().of(store.origin) == 30
+        await log.close()
+    new_home = new.home
+    async with StateStore(new_home / "device.sqlite") as other:
+        log = FileLog(second, other.origin)
+        report = await FolderSync(other.oplog, log, state=other).run_once()
+        assert report.bootstrapped is not None
+        assert report.ok, report.to_json()
+        assert await other.state_hash() == expected
+        await log.close()

@@ -42,6 +42,7 @@ from peerlog.sync.defaults import SAFETY_ROUND
 from peerlog.sync.errors import (
     AccessDeniedError,
     BackendError,
+    CompactedError,
     DivergenceError,
     InvalidArgumentError,
     SyncError,
@@ -244,6 +245,8 @@ class FolderSync(_Live):
 
 
     async def _publish(self, report: SyncReport) -> int:
+        if self.snapshots is not None:
+            await self.snapshots.seed()
         try:
             return await self.publisher.run_once()
         except DivergenceError as exc:
@@ -330,6 +333,8 @@ class RelaySync(_Live):
 
     async def _publish(self, report: SyncReport) -> int:
         origin = self.oplog.origin
+        if self.snapshots is not None:
+            await self.snapshots.seed()
         held = (await self.oplog.cursors()).of(origin)
         there = (await self.remote.cursors()).of(origin)
         forked_from = self.oplog.forked_from
@@ -344,6 +349,8 @@ class RelaySync(_Live):
                                    batch=self._batch):
                 return 0
             pushed = await self._push()
+            if origin in self.push.compacted:
+                raise CompactedError(origin, there, self.push.compacted[origin])
             if origin not in self.push.diverged:
                 return pushed
         except DivergenceError as exc:

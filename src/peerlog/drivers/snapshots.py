@@ -92,6 +92,10 @@ class SnapshotPlace(Protocol):
         snapshots removed, devices waited for)``."""
         ...
 
+    async def start_own(self, index: int) -> None:
+        """Begin this device's (empty) log there at ``index``."""
+        ...
+
 
 class Snapshots:
     """Snapshots, acknowledgements and compaction for one device and one place."""
@@ -150,6 +154,19 @@ class Snapshots:
                 self.progress(info.producer, sum(lacking.values()))
             return Bootstrapped(info.name, info.covers, moved)
         return None
+
+    async def seed(self) -> bool:
+        """Before publishing to a place that holds none of this device's log while its own
+        database was compacted: begin the log there where the database's begins, and
+        publish a snapshot there for the entries below.  True when it did."""
+        own = self.oplog.origin
+        first = (await self.oplog.first_indexes()).of(own)
+        if not first or (await self.place.published()).of(own):
+            return False
+        await self.place.start_own(first)
+        await self.place.publish(await self.state.snapshot())
+        log.info("began this device's log at %d in a new place, with a snapshot", first)
+        return True
 
     async def after_round(self) -> Compaction | None:
         """Acknowledge what this device holds; publish and compact when it is due."""
@@ -220,6 +237,9 @@ class FolderPlace:
     async def compact_own(self, retention_ms: int) -> tuple[int, int, list[UUID]]:
         return await asyncio.to_thread(self._compact_own, retention_ms)
 
+    async def start_own(self, index: int) -> None:
+        await asyncio.to_thread(self.file_log.start_at, index)
+
     def _compact_own(self, retention_ms: int) -> tuple[int, int, list[UUID]]:
         shelf = self.file_log.snapshots
         offered = list(shelf.valid())
@@ -272,6 +292,8 @@ class RelayFace(Protocol):
 
     async def acknowledge(self, origin: UUID, cursors: PeerCursors) -> None: ...
 
+    async def start_at(self, peer: UUID, index: int) -> None: ...
+
 
 class RelayPlace:
     """A relay's snapshots; the relay compacts by itself when it receives one."""
@@ -308,3 +330,6 @@ class RelayPlace:
 
     async def compact_own(self, retention_ms: int) -> tuple[int, int, list[UUID]]:
         return 0, 0, []  # the relay did, when it took the snapshot and the report
+
+    async def start_own(self, index: int) -> None:
+        await self.relay.start_at(self._own.origin, index)

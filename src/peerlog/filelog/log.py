@@ -421,6 +421,12 @@ class FileLog(SharedFolder):
             raise BackendError(f"cannot write {folder}'s cursors: {exc}") from exc
         self._acknowledged = PeerCursors(cursors)
 
+    def start_at(self, index: int) -> None:
+        """Begin this origin's empty log at ``index`` (see `OwnLogWriter.start_at`)."""
+        self._check_open()
+        self._writer.start_at(index)
+        self._announce({self._origin: index})
+
     def compact_below(self, upto: int) -> int:
         """Remove this origin's segments that hold only entries below ``upto`` (see
         `OwnLogWriter.compact_below`); returns how many files were removed."""

@@ -304,6 +304,25 @@ class OwnLogWriter:
                 raise BackendError(f"cannot compact {self._folder}: {exc}") from exc
             return self._remove(leftovers + [seg.path for seg in doomed])
 
+    def start_at(self, index: int) -> None:
+        """Begin an empty log at ``index`` (a flagged, empty segment): a device whose own
+        log was compacted, publishing in a new folder.  `CursorMismatchError` when the
+        log already holds entries."""
+        with self._write_lock():
+            if self._next == index and (index == 0 or self._reader.chain(self._origin).first
+                                        == index):
+                return
+            if self._next:
+                raise CursorMismatchError(0, self._next, peer=self._origin)
+            path = self._folder / segment_name(index)
+            try:
+                replace_atomically(path, encode_header(self._origin, index,
+                                                       FLAG_LOG_STARTS_HERE))
+            except OSError as exc:
+                raise BackendError(f"cannot start the log in {self._folder}: {exc}") from exc
+            self._open_tail(path, index, HEADER_SIZE)
+            self._next = index
+
     def _flag_start(self, seg: SegmentScan) -> None:
         if seg.starts_log or seg.first_index == 0:
             return

@@ -242,6 +242,15 @@ class RemoteReplica(AsyncClosing):
                             headers={"Content-Type": SNAPSHOT_TYPE})
         return name
 
+    async def start_at(self, peer: UUID, index: int) -> None:
+        """Begin ``peer``'s log on the relay at ``index`` (its own log was compacted; the
+        entries below are in a snapshot); `CursorMismatchError` when the relay already
+        holds entries of it."""
+        response = await self._request("POST", f"/origins/{peer}/start",
+                                       params={"at": index}, passing=(409,))
+        if response.status_code == 409:
+            raise CursorMismatchError(0, index, peer=peer)
+
     async def acknowledge(self, origin: UUID, cursors: PeerCursors) -> None:
         """Tell the relay what this device (``origin``) holds; compaction waits for it.
         A relay older than 0.2 has no such route: nothing to tell."""

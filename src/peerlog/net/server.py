@@ -5,6 +5,7 @@
     GET  /v1/origins/{peer}/entries?from=I&limit=N    -> one record (or empty body)
     POST /v1/origins/{peer}/entries?start=I           <- one record; -> {"new": n}
     POST /v1/origins/{peer}/continue?as=NEW           -> {"continued": NEW}
+    POST /v1/origins/{peer}/start?at=I                -> {"first": I}
     GET  /v1/erased                                   -> {"erased": {uuid: [[index, hex]]}}
     PUT  /v1/origins/{peer}/cursors                   <- {"cursors": {uuid: next}}
     GET  /v1/snapshots                                -> {"snapshots": [description]}
@@ -366,6 +367,22 @@ def create_app(replica: Replica, tokens: TokenStore, *,
         return JSONResponse({"new": new})
 
     @endpoint
+    async def start_origin(request: Request) -> Response:
+        """A device whose own log was compacted begins it here at ``at`` (its entries below
+        are in a snapshot): only while the relay holds nothing of that origin."""
+        grant = authorize(request)
+        peer = peer_of(request)
+        if not grant.may_write(peer):
+            raise HttpError(WireError.FORBIDDEN, f"this token may not write origin {peer}")
+        start = getattr(replica, "start_at", None)
+        if start is None:
+            raise HttpError(WireError.UNSUPPORTED, "this relay's store cannot start a log "
+                                                   "above 0")
+        at = int_param(request, "at")
+        await start(peer, at)
+        return JSONResponse({"first": at})
+
+    @endpoint
     async def continue_origin(request: Request) -> Response:
         """A device that forked (restored, copied) claims its new origin for its token."""
         grant = authorize(request)
@@ -427,6 +444,7 @@ def create_app(replica: Replica, tokens: TokenStore, *,
         Route(f"{API}/origins/{{peer}}/entries", read_entries, methods=["GET"]),
         Route(f"{API}/origins/{{peer}}/entries", apply_entries, methods=["POST"]),
         Route(f"{API}/origins/{{peer}}/continue", continue_origin, methods=["POST"]),
+        Route(f"{API}/origins/{{peer}}/start", start_origin, methods=["POST"]),
         Route(f"{API}/erased", erased),
         Route(f"{API}/origins/{{peer}}/cursors", acknowledge, methods=["PUT"]),
         Route(f"{API}/snapshots", list_snapshots, methods=["GET"]),

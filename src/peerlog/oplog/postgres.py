@@ -48,6 +48,7 @@ from peerlog.sync.errors import (
     BackendError,
     ClosedError,
     CompactedError,
+    CursorMismatchError,
     IdentityError,
     SyncError,
 )
@@ -330,6 +331,26 @@ class PostgresOplog(AsyncClosing):
             return {o: (PeerCursors.from_json(json.loads(c)), int(w))
                     for o, c, w in await cur.fetchall()}
         return await self._with_conn(work)
+
+    async def start_at(self, peer: UUID, index: int) -> None:
+        """Let ``peer``'s log here start at ``index`` (see `SqliteOplog.start_at`)."""
+        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction():
+                await conn.execute("INSERT INTO peerlog_peers(peer, next_index) VALUES (%s, 0)"
+                                   " ON CONFLICT (peer) DO NOTHING", (peer,))
+                cur = await conn.execute("SELECT next_index, first_index FROM peerlog_peers"
+                                         " WHERE peer = %s FOR UPDATE", (peer,))
+                row = await cur.fetchone()
+                assert row is not None
+                held, first = int(row[0]), int(row[1])
+                if (held, first) == (index, index):
+                    return
+                if held:
+                    raise CursorMismatchError(0, held, peer=peer)
+                await conn.execute("UPDATE peerlog_peers SET next_index = %s, first_index = %s"
+                                   " WHERE peer = %s", (index, index, peer))
+                await conn.execute("SELECT pg_notify(%s, %s)", (self._channel, f"{peer} {index}"))
+        await self._with_conn(work)
 
     async def first_indexes(self) -> PeerCursors:
         """Every origin whose log here starts above 0 (compacted), and where."""

@@ -67,6 +67,7 @@ from peerlog.sync.errors import (
     ClosedError,
     CodecError,
     CompactedError,
+    CursorMismatchError,
     DeferredError,
     DiskFullError,
     IdentityError,
@@ -657,6 +658,27 @@ class SqliteOplog(AsyncClosing):
         return await self._run(lambda _loop: PeerCursors(
             {UUID(bytes=bytes(p)): int(i) for p, i in self._conn.execute(
                 "SELECT peer, first_index FROM peerlog_peers WHERE first_index > 0")}))
+
+    async def start_at(self, peer: UUID, index: int) -> None:
+        """Let ``peer``'s log here start at ``index`` (its entries below are in a
+        snapshot): only while this replica holds nothing of it; `CursorMismatchError`
+        otherwise.  What a device whose own log was compacted does in a new place."""
+        if index < 0:
+            raise InvalidArgumentError(f"a log cannot start at {index}")
+
+        def work(loop: asyncio.AbstractEventLoop) -> None:
+            with self._write():
+                pid = self._pid(peer, create=True)
+                assert pid is not None
+                held, first = self._extent(pid)
+                if (held, first) == (index, index):
+                    return
+                if held:
+                    raise CursorMismatchError(0, held, peer=peer)
+                self._conn.execute("UPDATE peerlog_peers SET next_index = ?, first_index = ?"
+                                   " WHERE id = ?", (index, index, pid))
+            self._announce(loop, {peer: index})
+        await self._run(work)
 
     async def run_attached(self, fn: Callable[[sqlite3.Connection], _T], body: bytes
                            ) -> tuple[_T, bytes]:

@@ -183,6 +183,10 @@ class OwnOplog(Replica, Protocol):
         (they forked from the published log); returns ``(origin, carried)``."""
         ...
 
+    async def first_indexes(self) -> PeerCursors:
+        """Every origin whose log here starts above 0 (compacted), and where."""
+        ...
+
 
 class WithheldRange(Protocol):
     """Entries of an origin a file log holds but cannot serve, from ``from_index`` on."""
@@ -334,6 +338,11 @@ class CompactingFileLog(SharedFileLog, FileLogPuller, Protocol):
     def acknowledge(self, cursors: PeerCursors) -> None: ...
 
     def compact_below(self, upto: int) -> int: ...
+
+    def start_at(self, index: int) -> None:
+        """Begin this origin's empty log at ``index`` (its entries below are in a
+        snapshot)."""
+        ...
 
 
 @runtime_checkable
