@@ -55,6 +55,21 @@ def devices(tmp_path: Path, shared: Path) -> list[Device]:
     return out
 
 
+async def started_from_snapshot(sync: FolderSync, store: StateStore, expected: str) -> None:
+    """A round of ``sync`` loads a snapshot, syncs cleanly and ends in ``expected``."""
+    report = await sync.run_once()
+    assert report.bootstrapped is not None
+    assert report.ok, report.to_json()
+    assert await store.state_hash() == expected
+
+
+async def put_thirty_and_compact(store: StateStore, sync: FolderSync) -> None:
+    """Thirty changes, then a compaction (a snapshot, and the covered log removed)."""
+    for n in range(30):
+        await store.put("t", str(n), n)
+    await sync.compact()
+
+
 def _segments(shared: Path, store: StateStore) -> list[str]:
     return sorted(n for n in os.listdir(shared / str(store.origin)) if n.endswith(".plog"))
 
@@ -153,19 +168,14 @@ async def test_a_device_offline_past_the_retention_window_starts_from_the_snapsh
         expected = await store.state_hash()
         assert _segments(shared, store)[0] != "00000000000000000000.plog"
     async with c.open() as (store, sync):
-        report = await sync.run_once()
-        assert report.bootstrapped is not None
-        assert report.ok
-        assert await store.state_hash() == expected
+        await started_from_snapshot(sync, store, expected)
 
 
 async def test_without_a_snapshot_a_compacted_gap_is_reported_not_skipped(
         devices: list[Device], shared: Path) -> None:
     a, c = devices[0], devices[2]
     async with a.open() as (store, sync):
-        for n in range(30):
-            await store.put("t", str(n), n)
-        await sync.compact()
+        await put_thirty_and_compact(store, sync)
     for snap in (shared / SNAPSHOTS_FOLDER).iterdir():
         snap.unlink()
     async with c.open() as (store, sync):
@@ -247,23 +257,16 @@ async def test_a_running_device_that_meets_a_compacted_gap_loads_a_snapshot_in_t
         doc["written_ms"] = wall_ms() - 200 * DAY_MS  # as if c had gone quiet long ago
         said.write_text(json.dumps(doc))
         async with a.open() as (a_store, a_sync):
-            for n in range(30):
-                await a_store.put("t", str(n), n)
-            await a_sync.compact()
+            await put_thirty_and_compact(a_store, a_sync)
             expected = await a_store.state_hash()
-        report = await sync.run_once()  # the same FolderSync, still running
-        assert report.bootstrapped is not None
-        assert report.ok, report.to_json()
-        assert await store.state_hash() == expected
+        await started_from_snapshot(sync, store, expected)
 
 
 async def test_a_compacted_device_seeds_a_new_folder_with_its_log_and_a_snapshot(
         devices: list[Device], tmp_path: Path) -> None:
     a, new = devices[0], devices[4]
     async with a.open() as (store, sync):
-        for n in range(30):
-            await store.put("t", str(n), n)
-        await sync.compact()  # its database keeps no entry below 30
+        await put_thirty_and_compact(store, sync)  # its database keeps no entry below 30
         await store.put("t", "later", "yes")
         expected = await store.state_hash()
         second = tmp_path / "second-folder"
@@ -277,8 +280,5 @@ async def test_a_compacted_device_seeds_a_new_folder_with_its_log_and_a_snapshot
     new_home = new.home
     async with StateStore(new_home / "device.sqlite") as other:
         log = FileLog(second, other.origin)
-        report = await FolderSync(other.oplog, log, state=other).run_once()
-        assert report.bootstrapped is not None
-        assert report.ok, report.to_json()
-        assert await other.state_hash() == expected
+        await started_from_snapshot(FolderSync(other.oplog, log, state=other), other, expected)
         await log.close()
