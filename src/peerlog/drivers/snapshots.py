@@ -243,17 +243,19 @@ class FolderPlace:
     def _compact_own(self, retention_ms: int) -> tuple[int, int, list[UUID]]:
         shelf = self.file_log.snapshots
         offered = list(shelf.valid())
-        pruned = sum(shelf.remove(s.name) for s in offered
-                     if any(s.superseded_by(other) for other in offered))
-        upto, waiting = self._own_compact_point(retention_ms)
+        superseded = [s for s in offered if any(s.superseded_by(o) for o in offered)]
+        pruned = sum(shelf.remove(s.name) for s in superseded)
+        kept = [s for s in offered if s not in superseded]
+        upto, waiting = self._own_compact_point(kept, retention_ms)
         return self.file_log.compact_below(upto), pruned, waiting
 
-    def _own_compact_point(self, retention_ms: int) -> tuple[int, list[UUID]]:
-        """Below which index this device's own segments may go: what the best snapshot
-        covers of them, and what every device heard from within the retention window
-        holds of them (a device that never said, by its newest entry's time)."""
+    def _own_compact_point(self, offered: Sequence[SnapshotMeta], retention_ms: int
+                           ) -> tuple[int, list[UUID]]:
+        """Below which index this device's own segments may go: what the best of the
+        ``offered`` snapshots covers of them, and what every device heard from within the
+        retention window holds of them (a device that never said, by its newest entry's
+        time)."""
         own = self._own.origin
-        offered = self.file_log.snapshots.valid()
         if not offered:
             return 0, []
         point = max(s.frontier.of(own) for s in offered)

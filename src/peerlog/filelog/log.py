@@ -29,14 +29,14 @@ from peerlog.filelog.names import (
     why_ignored,
 )
 from peerlog.filelog.problems import ProblemKind
-from peerlog.filelog.snapshots import ShelvedSnapshot, SnapshotShelf
+from peerlog.filelog.snapshots import SnapshotShelf
 from peerlog.filelog.writer import OwnLogWriter
 from peerlog.sync import defaults
 from peerlog.sync.batch import DEFAULT_READ_BATCH, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry, Entry
 from peerlog.sync.errors import BackendError, ClosedError
-from peerlog.sync.faces import AsyncClosing
+from peerlog.sync.faces import AsyncClosing, SnapshotMeta
 from peerlog.sync.hlc import ts_millis, wall_ms
 from peerlog.sync.watch import CursorHub, wait_event
 
@@ -305,7 +305,7 @@ class SharedFolder(AsyncClosing):
             chain = self._reader.chain(peer)
             ignored.extend(chain.ignored)
             origins.append(OriginReport(peer, chain.extent, len(chain.segments),
-                                        tuple(chain.problems), self._ahead(peer, chain.extent),
+                                        tuple(chain.problems), self._ahead(chain),
                                         chain.first))
         snapshots = self.snapshots.valid()
         return FolderDiagnosis(
@@ -313,7 +313,7 @@ class SharedFolder(AsyncClosing):
             tuple(SnapshotReport(s.name, s.producer, s.covers, s.size) for s in snapshots),
             self._missing({o.origin for o in origins}, snapshots))
 
-    def _missing(self, present: set[UUID], snapshots: list[ShelvedSnapshot]
+    def _missing(self, present: set[UUID], snapshots: list[SnapshotMeta]
                  ) -> tuple[MissingDevice, ...]:
         """Devices that other devices (or snapshots) know of, whose folder is gone."""
         held = PeerCursors()
@@ -325,14 +325,16 @@ class SharedFolder(AsyncClosing):
         return tuple(MissingDevice(p, held.of(p), covered.of(p))
                      for p in sorted(set(held) | set(covered)) if p not in present)
 
-    def _ahead(self, peer: UUID, extent: int) -> int:
-        last = self.last_written_ms(peer)
+    def _ahead(self, chain: OriginChain) -> int:
+        last = self._last_ms(chain)
         ahead = 0 if last is None else last - wall_ms()
         return ahead if ahead > defaults.MAX_SKEW_MS else 0
 
     def last_written_ms(self, peer: UUID) -> int | None:
         """The clock time of ``peer``'s newest entry in the folder (None: none held)."""
-        chain = self._reader.chain(peer)
+        return self._last_ms(self._reader.chain(peer))
+
+    def _last_ms(self, chain: OriginChain) -> int | None:
         last = self._reader.read(chain, chain.extent - 1, 1) if chain.extent > chain.first \
             else []
         if not last or type(last[0][1]) is not Entry:

@@ -24,8 +24,6 @@ from peerlog.filelog.durable import (
 from peerlog.filelog.names import SNAPSHOTS_FOLDER, why_ignored
 from peerlog.state.snapshot import (
     SUFFIX,
-    StateSnapshot,
-    decode_snapshot,
     read_header,
     snapshot_name,
 )
@@ -35,10 +33,6 @@ from peerlog.sync.faces import SnapshotMeta
 _NAME = re.compile(r"^[0-9a-f]{64}" + re.escape(SUFFIX) + "$")
 MAX_SNAPSHOT_FILE = 4 << 30
 """The largest snapshot file a reader loads (4 GiB)."""
-
-
-ShelvedSnapshot = SnapshotMeta
-"""A snapshot on the shelf whose bytes match its name (its body is checked when loaded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +49,7 @@ class SnapshotShelf:
 
     def __init__(self, root: Path) -> None:
         self.folder = root / SNAPSHOTS_FOLDER
-        self._cache: dict[str, tuple[tuple[int, int], ShelvedSnapshot | BadSnapshot]] = {}
+        self._cache: dict[str, tuple[tuple[int, int], SnapshotMeta | BadSnapshot]] = {}
 
     def names(self) -> list[str]:
         """Every file on the shelf (snapshot or not)."""
@@ -68,7 +62,7 @@ class SnapshotShelf:
         except OSError as exc:
             raise BackendError(f"cannot list {self.folder}: {exc}") from exc
 
-    def check(self, name: str) -> ShelvedSnapshot | BadSnapshot:
+    def check(self, name: str) -> SnapshotMeta | BadSnapshot:
         """Read and verify one file; a verdict on unchanged bytes is remembered."""
         if not _NAME.match(name):
             return BadSnapshot(name, why_ignored(name))
@@ -87,12 +81,12 @@ class SnapshotShelf:
                 return cached[1]
             with os.fdopen(os.dup(fd), "rb") as f:
                 data = f.read()
-            verdict: ShelvedSnapshot | BadSnapshot
+            verdict: SnapshotMeta | BadSnapshot
             try:
                 if snapshot_name(data) != name:
                     raise SnapshotError("its digest does not match its name: damaged, "
                                         "truncated, or a copy still arriving")
-                verdict = ShelvedSnapshot(name, len(data), *read_header(data))
+                verdict = SnapshotMeta(name, len(data), *read_header(data))
             except SnapshotError as exc:
                 verdict = BadSnapshot(name, str(exc))
         finally:
@@ -100,9 +94,9 @@ class SnapshotShelf:
         self._cache[name] = (key, verdict)
         return verdict
 
-    def valid(self) -> list[ShelvedSnapshot]:
+    def valid(self) -> list[SnapshotMeta]:
         """Every valid snapshot, the one covering most entries first."""
-        found = [v for v in map(self.check, self.names()) if isinstance(v, ShelvedSnapshot)]
+        found = [v for v in map(self.check, self.names()) if isinstance(v, SnapshotMeta)]
         return sorted(found, key=lambda s: (-s.covers, s.name))
 
     def bad(self) -> list[BadSnapshot]:
@@ -115,10 +109,6 @@ class SnapshotShelf:
             return (self.folder / name).read_bytes()
         except OSError as exc:
             raise BackendError(f"cannot read snapshot {name}: {exc}") from exc
-
-    def load(self, name: str) -> StateSnapshot:
-        """Read and decode a snapshot whole (`SnapshotError` when it is not valid)."""
-        return decode_snapshot(self.read(name), expect_name=name)
 
     def mark_bad(self, name: str, reason: str) -> None:
         """Remember that a snapshot failed to load, while its bytes stay the same."""

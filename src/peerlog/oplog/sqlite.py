@@ -791,7 +791,9 @@ class SqliteOplog(AsyncClosing):
         conn.execute("PRAGMA secure_delete=ON")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            kept = keep(conn) if keep is not None else set()
+            kept: dict[bytes, list[int]] = {}
+            for raw, i in (keep(conn) if keep is not None else ()):
+                kept.setdefault(raw, []).append(i)
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS peerlog_kept(peer INTEGER, idx INTEGER,"
                          " PRIMARY KEY (peer, idx)) WITHOUT ROWID")
             conn.execute("DELETE FROM temp.peerlog_kept")
@@ -805,7 +807,7 @@ class SqliteOplog(AsyncClosing):
                 if index <= first:
                     continue
                 conn.executemany("INSERT OR IGNORE INTO temp.peerlog_kept VALUES (?, ?)",
-                                 [(pid, i) for raw, i in kept if raw == peer.bytes])
+                                 [(pid, i) for i in kept.get(peer.bytes, ())])
                 dropped += conn.execute(
                     "DELETE FROM peerlog_entries WHERE peer = ? AND idx < ? AND ts IS NOT NULL"
                     " AND idx NOT IN (SELECT idx FROM temp.peerlog_kept WHERE peer = ?)",

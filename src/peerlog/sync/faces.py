@@ -288,13 +288,11 @@ class SnapshotMeta:
             raise CodecError(f"not a snapshot description: {exc}") from None
 
 
-SnapshotInfo = SnapshotMeta
-
 
 class SnapshotShelfFace(Protocol):
     """Where snapshots are kept: content-addressed, any device may add or remove one."""
 
-    def valid(self) -> Sequence[SnapshotInfo]:
+    def valid(self) -> Sequence[SnapshotMeta]:
         """Every snapshot whose bytes match its name, the one covering most first."""
         ...
 
