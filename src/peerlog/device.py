@@ -41,7 +41,15 @@ from peerlog.drivers.fork import Continued
 from peerlog.drivers.rounds import FolderSync, RelaySync, SyncReport
 from peerlog.drivers.snapshots import Compaction
 from peerlog.filelog.log import FileLog
-from peerlog.home import home_dir, load_sync, open_device, read_token, save_sync, shared_folder
+from peerlog.home import (
+    home_dir,
+    load_sync,
+    open_device,
+    read_token,
+    save_sync,
+    shared_folder,
+    through_trust,
+)
 from peerlog.state.store import Change, HistoryItem, StateStore, Transaction
 from peerlog.sync.errors import SyncError
 from peerlog.sync.faces import Deferral
@@ -138,14 +146,16 @@ class Device:
             self._folder = str(folder)
             save_sync(self.home, folder=self._folder)
             self._log = FileLog(folder, store.origin)
-            return FolderSync(store.oplog, self._log, state=store)
+            return FolderSync(store.oplog, through_trust(self.home, store, self._log,
+                                                         folder=folder), state=store)
         if self._server is not None:
             from peerlog.net.client import RemoteReplica  # the relay extra, only when used
 
             token = read_token(self._token, self._server, saved)
             save_sync(self.home, server=self._server, token=token)
             self._remote = RemoteReplica(self._server, token, ca=self._ca)
-            return RelaySync(store.oplog, self._remote, state=store)
+            return RelaySync(store.oplog, through_trust(self.home, store, self._remote),
+                             state=store)
         return None
 
     async def _follow(self, sync: FolderSync | RelaySync) -> None:

@@ -12,12 +12,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TypeVar, cast
+from uuid import UUID
 
 import platformdirs
 
 from peerlog.state import StateStore
 from peerlog.sync.defaults import DATABASE_FILE, SYNC_FILE
-from peerlog.sync.errors import SyncError
+from peerlog.sync.errors import SyncError, WrongGroupError
 
 DATABASE = DATABASE_FILE
 
@@ -38,7 +40,7 @@ def home_dir(option: str | None) -> Path:
     return Path(platformdirs.user_data_dir("peerlog", appauthor=False))
 
 
-def open_device(home: Path, *, create: bool = False) -> StateStore:
+def open_device(home: Path, *, create: bool = False, origin: UUID | None = None) -> StateStore:
     """The device's state store (its oplog lives in the same database).
 
     Only `init` (``create``) makes a device; an existing database that is
@@ -59,7 +61,7 @@ def open_device(home: Path, *, create: bool = False) -> StateStore:
             "lost: restore device.sqlite from a backup, or move it away and run "
             f"`peerlog --home {home} init` to start a new device (its data syncs back from "
             "the folder or relay)")
-    return StateStore(path)
+    return StateStore(path, origin)
 
 
 
@@ -110,7 +112,8 @@ def shared_folder(folder: str) -> Path:
         raise HomeError(f"shared folder {path} does not exist")
     if not path.is_dir():
         raise HomeError(f"{path} is not a folder")
-    names = [n for n in os.listdir(path) if not n.startswith(".")]
+    names = [n for n in os.listdir(path) if not n.startswith(".")
+             and n not in ("peerlog-group.json", "snapshots")]
     from peerlog.filelog.names import peer_of_folder  # only commands that sync need it
 
     peers = [n for n in names if peer_of_folder(n) is not None]
@@ -118,3 +121,28 @@ def shared_folder(folder: str) -> Path:
         raise HomeError(f"{path} is not a peerlog shared folder: it holds {len(names)} other "
                        "item(s) and no device folders; use an empty folder")
     return path
+
+
+_T = TypeVar("_T")
+
+
+def through_trust(home: Path, store: StateStore, transport: _T, *,
+                  folder: Path | None = None) -> _T:
+    """``transport`` (a folder's `FileLog` or a relay client) as this device must use it:
+    through its group's seals (`peerlog.trust.SealedLog`) when the device is in an
+    encrypted group, as it is otherwise.  `WrongGroupError` when ``folder`` belongs to
+    another group, or to an encrypted one this device has no key for."""
+    from peerlog.trust import Trust, read_group_doc
+
+    trust = Trust.load(home)
+    if trust is None:
+        doc = read_group_doc(folder) if folder is not None else None
+        if doc is not None:
+            raise WrongGroupError(
+                f"{folder} belongs to encrypted group {doc['group']}, and this device has no "
+                "key for it: join it with an invite code from one of its devices (`peerlog "
+                "invite` there, `peerlog init --join CODE` on a new home here)")
+        return transport
+    if folder is not None:
+        trust.claim_folder(folder)
+    return cast(_T, trust.wrap(transport, store.origin, store.oplog.append))

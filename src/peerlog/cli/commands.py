@@ -22,6 +22,7 @@ from peerlog.home import (
     read_token,
     save_sync,
     shared_folder,
+    through_trust,
 )
 from peerlog.state import REMOVE, HistoryItem, OpKind, Outcome, StateStore
 from peerlog.state.ops import encode_put, parse_json
@@ -286,7 +287,8 @@ async def _sync_folder(args: argparse.Namespace, home: Path, folder: Path) -> in
             show = not args.json and await _lag(store, log) >= BIG_SYNC
             progress, advance = _progress(show)
             with progress:
-                sync = FolderSync(store.oplog, log, progress=advance, state=store)
+                sync = FolderSync(store.oplog, through_trust(home, store, log, folder=folder),
+                                  progress=advance, state=store)
                 return await _sync_rounds(sync, str(folder), args, progress)
         finally:
             await log.close()
@@ -303,10 +305,10 @@ async def cmd_compact(args: argparse.Namespace) -> int:
                        "synced before)", code=2)
     async with open_device(home) as store:
         if folder:
-            done, where = await _compact_folder(store, shared_folder(folder), args), folder
+            done, where = await _compact_folder(home, store, shared_folder(folder), args), folder
         else:
             assert server is not None
-            done, where = await _compact_relay(store, server, args, saved), server
+            done, where = await _compact_relay(home, store, server, args, saved), server
     if args.json:
         emit_json({"snapshot": done.snapshot, "segments_removed": done.segments_removed,
                    "snapshots_removed": done.snapshots_removed,
@@ -324,14 +326,15 @@ async def cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _compact_folder(store: StateStore, folder: Path, args: argparse.Namespace
-                          ) -> Compaction:
+async def _compact_folder(home: Path, store: StateStore, folder: Path,
+                          args: argparse.Namespace) -> Compaction:
     from peerlog.drivers import FolderSync
     from peerlog.filelog import FileLog
 
     log = FileLog(folder, store.origin)
     try:
-        sync = FolderSync(store.oplog, log, state=store)
+        sync = FolderSync(store.oplog, through_trust(home, store, log, folder=folder),
+                          state=store)
         assert sync.snapshots is not None
         sync.snapshots.retention_ms = args.retention_days * 86_400_000
         return await sync.compact()
@@ -339,13 +342,14 @@ async def _compact_folder(store: StateStore, folder: Path, args: argparse.Namesp
         await log.close()
 
 
-async def _compact_relay(store: StateStore, url: str, args: argparse.Namespace,
+async def _compact_relay(home: Path, store: StateStore, url: str, args: argparse.Namespace,
                          saved: dict[str, str]) -> Compaction:
     from peerlog.drivers import RelaySync
     from peerlog.net import RemoteReplica
 
     async with RemoteReplica(url, _token(args, url, saved), ca=args.ca) as relay:
-        return await RelaySync(store.oplog, relay, state=store).compact()
+        return await RelaySync(store.oplog, through_trust(home, store, relay),
+                               state=store).compact()
 
 
 async def _sync_server(args: argparse.Namespace, home: Path, url: str,
@@ -359,7 +363,8 @@ async def _sync_server(args: argparse.Namespace, home: Path, url: str,
         async with RemoteReplica(url, token, ca=args.ca) as relay:
             progress, advance = _progress(not args.json)
             with progress:
-                sync = RelaySync(store.oplog, relay, progress=advance, state=store)
+                sync = RelaySync(store.oplog, through_trust(home, store, relay),
+                                 progress=advance, state=store)
                 return await _sync_rounds(sync, url, args, progress)
 
 

@@ -57,6 +57,8 @@ class FileLogPublisher:
                                where="the shared folder", batch=self.batch):
             return 0
         written = await self._erase(published)
+        if written:  # an erasure may have added a record to the own log
+            held = (await self.oplog.cursors()).of(origin)
         index = published
         while index < held:
             got = await self.oplog.read_since(origin, index, min(self.batch, held - index))
@@ -86,13 +88,19 @@ class FileLogPublisher:
         if not isinstance(self.oplog, HasErasures):
             return 0
         origin = self.oplog.origin
-        wanted = [i for i, _ in (await self.oplog.erased()).get(origin, []) if i < published]
+        wanted = [(i, d) for i, d in (await self.oplog.erased()).get(origin, []) if i < published]
         if not wanted:
             return 0
         done = {i for i, _ in await asyncio.to_thread(self.file_log.erased_slots, origin)}
-        todo = [i for i in wanted if i not in done]
-        for index in todo:
-            await asyncio.to_thread(self.file_log.expunge, index)
+        todo = [(i, d) for i, d in wanted if i not in done]
+        # An encrypted group's log vouches for an erasure with the erased entry's digest
+        # (`SealedLog.erase`); a plain one just rewrites the slot.
+        erase = getattr(self.file_log, "erase", None)
+        for index, digest in todo:
+            if erase is not None:
+                await erase(index, digest)
+            else:
+                await asyncio.to_thread(self.file_log.expunge, index)
         return len(todo)
 
     async def run(self) -> None:

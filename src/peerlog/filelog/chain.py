@@ -16,6 +16,7 @@ import bisect
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -136,6 +137,10 @@ class ChainReader:
         self._cache: dict[Path, SegmentScan] = {}
         self._lock = threading.RLock()
         self._reported: set[tuple[str, str, str]] = set()
+        self.authentic: Callable[[UUID, int, list[DecodedEntry]], bool] | None = None
+        """For an encrypted group: whether a run of an origin's slots (from the index
+        given) carries that device's signatures.  A conflict copy that does not is
+        ignored as forged instead of stopping the origin as diverged."""
 
     def _report(self, problem: Problem) -> None:
         key = (problem.path, problem.kind, problem.detail)
@@ -316,6 +321,13 @@ class ChainReader:
         if end <= first:
             return
         theirs = self._decode(copy, first, end)
+        if self.authentic is not None and not self.authentic(
+                chain.origin, copy.first_index, [e for _, e in self._decode(
+                    copy, copy.first_index, copy.scan.next_index)]):
+            self._add(chain, Problem(chain.origin, str(path), ProblemKind.FORGED,
+                                     "a copy of a segment whose entries its device did not "
+                                     "sign: ignored"))
+            return
         ours = self.read(chain, first, end - first)
         for (index, held), (_, other) in zip(ours, theirs, strict=False):
             try:

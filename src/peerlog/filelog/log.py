@@ -435,6 +435,17 @@ class FileLog(SharedFolder):
         self._check_open()
         return len(self._writer.compact_below(upto))
 
+    def check_copies_with(self, authentic: Callable[[UUID, int, list[DecodedEntry]], bool]
+                          ) -> None:
+        """Judge sync tools' conflict copies by signature (`ChainReader.authentic`)."""
+        self._reader.authentic = authentic
+
+    def set_aside_from(self, index: int) -> int:
+        """Move this origin's entries from ``index`` on aside (see
+        `OwnLogWriter.set_aside_from`); returns how many files were set aside."""
+        self._check_open()
+        return len(self._writer.set_aside_from(index))
+
     def continue_as(self, origin: UUID) -> None:
         """Write as ``origin`` from now on: the device continues as a new origin (its old
         one forked); the old origin's log is then read like any other device's."""

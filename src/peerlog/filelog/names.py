@@ -15,7 +15,12 @@ from peerlog.filelog.format import SEGMENT_SUFFIX
 _SEGMENT = re.compile(r"^(\d{20})" + re.escape(SEGMENT_SUFFIX) + r"$")
 _SEGMENT_INSIDE = re.compile(r"(\d{20})" + re.escape(SEGMENT_SUFFIX))
 
+SET_ASIDE_SUFFIX = ".set-aside"
+"""Appended to a segment whose entries this device found forged in its name (§11)."""
+
 _RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(re.escape(SET_ASIDE_SUFFIX) + "$"),
+     "set aside: entries written in this device's name that it did not sign"),
     (re.compile(r"^\.syncthing\..*\.tmp$"), "Syncthing temporary file (download in progress)"),
     (re.compile(r"\.sync-conflict-\d{8}-\d{6}"), "Syncthing conflict copy"),
     (re.compile(r"\(.*conflicted copy.*\)", re.IGNORECASE), "Dropbox conflicted copy"),

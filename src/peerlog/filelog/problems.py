@@ -24,3 +24,5 @@ class ProblemKind(StrEnum):
     SYMLINK = "symlink"
     NOT_A_REGULAR_FILE = "not-a-regular-file"
     OVERSIZED = "oversized"
+    FORGED = "forged"
+    """In an encrypted group: entries in a device's name that it did not sign."""

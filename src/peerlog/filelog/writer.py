@@ -46,7 +46,7 @@ from peerlog.filelog.format import (
     segment_name,
     split_records,
 )
-from peerlog.filelog.names import segment_first_index
+from peerlog.filelog.names import SET_ASIDE_SUFFIX, segment_first_index
 from peerlog.filelog.problems import ProblemKind
 from peerlog.sync.entry import DecodedEntry, Entry, Expunged, check_entry
 from peerlog.sync.errors import (
@@ -135,6 +135,8 @@ class OwnLogWriter:
                 # before its rename: the old file is intact, the copy is junk.
                 os.unlink(self._folder / name)
         for problem in chain.problems:
+            if problem.kind == ProblemKind.FORGED:
+                continue  # a copy nobody signed: ignored by readers, no harm to writing
             last_segment = not chain.segments or Path(problem.path) == chain.segments[-1].path
             if problem.kind == ProblemKind.INCOMPLETE and last_segment:
                 continue  # a torn tail from a crash: truncated below
@@ -267,6 +269,45 @@ class OwnLogWriter:
                 self._open_tail(seg.path, seg.first_index, len(rewritten))
         except OSError as exc:
             raise BackendError(f"cannot expunge index {index} in {seg.path}: {exc}") from exc
+
+    # -- setting aside --------------------------------------------------------
+
+    def set_aside_from(self, index: int) -> list[Path]:
+        """Move this origin's entries from ``index`` on out of its log, into files named
+        ``<segment>.set-aside`` (ignored by readers, kept as evidence); returns them.
+
+        For entries someone else wrote into this device's folder in its name (an
+        encrypted group's device finds they do not carry its signature): the
+        log then ends at ``index`` and this device writes on from there.
+        ``index`` must fall on a record boundary; `CorruptLogError` if not.
+        """
+        with self._write_lock():
+            chain = self._reader.chain(self._origin)
+            moved: list[Path] = []
+            for seg in reversed(chain.segments):
+                if seg.next_index <= index:
+                    break
+                aside = seg.path.with_name(seg.path.name + SET_ASIDE_SUFFIX)
+                if seg.first_index >= index and not (seg.first_index == index == chain.first
+                                                     and seg.starts_log):
+                    os.replace(seg.path, aside)
+                    moved.append(aside)
+                    continue
+                assert seg.scan is not None
+                cut = next((r.offset for r in seg.scan.records if r.first_index == index),
+                           None)
+                if cut is None:
+                    raise CorruptLogError(f"cannot set aside entries of {self._origin} from "
+                                          f"{index}: no record starts there in {seg.path}")
+                with os.fdopen(open_segment(seg.path), "rb") as f:
+                    data = f.read()
+                replace_atomically(aside, data[:HEADER_SIZE] + data[cut:])
+                os.truncate(seg.path, cut)
+                moved.append(aside)
+            sync_dir(self._folder)
+            self._close_files()
+            self._loaded = False
+            return moved
 
     # -- compacting -----------------------------------------------------------
 

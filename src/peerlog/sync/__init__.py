@@ -17,9 +17,12 @@ from peerlog.sync.errors import (
     IdentityError,
     IndexOutOfRangeError,
     InvalidArgumentError,
+    InviteError,
     QuotaExceededError,
     SnapshotError,
     SyncError,
+    TrustError,
+    WrongGroupError,
 )
 from peerlog.sync.faces import (
     Applied,
@@ -75,4 +78,7 @@ __all__ = [
     "Replica",
     "Snapshot",
     "SyncError",
+    "TrustError",
+    "WrongGroupError",
+    "InviteError",
 ]

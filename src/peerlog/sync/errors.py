@@ -23,6 +23,9 @@ expected and what was found.  The tree, by what the caller does about it::
     ├── ClockSkewError          a timestamp too far ahead
     │   └── DeferredError           an entry waits until the local clock reaches it
     ├── IdentityError           a database opened as another origin
+    ├── TrustError              a key, group or invite problem: the message says what to do
+    │   ├── WrongGroupError         the folder or relay belongs to another group
+    │   └── InviteError             an invite code that is malformed, used or expired
     ├── HomeError               (peerlog.home) a device home that cannot be used
     └── MissingExtraError       (peerlog.extras) an optional extra is not installed
 """
@@ -168,3 +171,18 @@ class QuotaExceededError(SyncError):
 
 class DiskFullError(BackendError):
     """The storage has no space left; nothing of the failed write was kept."""
+
+
+class TrustError(SyncError):
+    """An encrypted group's keys cannot do what was asked: a missing or damaged keyring, a
+    wrong passphrase, a key epoch this device was not given.  The message says which group
+    and what to do; it is never a bare decryption failure."""
+
+
+class WrongGroupError(TrustError):
+    """The shared folder or relay holds another group's data (or plain data where this
+    device's group is encrypted, or the reverse)."""
+
+
+class InviteError(TrustError):
+    """An invite code that is malformed, expired, already used, or for another group."""
