@@ -43,14 +43,28 @@ BIG_SYNC = 10_000
 
 
 async def cmd_init(args: argparse.Namespace) -> int:
+    """Create this device; with --encrypted, --join or --passphrase, in an encrypted group."""
+    from peerlog.cli.group import init_group
+
     home = home_dir(args.home)
-    existed = (home / "device.sqlite").exists()
+    existed = (home / "device.sqlite").exists() and (home / "device.sqlite").stat().st_size > 0
+    group = await init_group(args, home, existed)
     async with open_device(home, create=True) as store:
         if args.json:
-            emit_json({"peer_id": str(store.origin), "home": str(home), "created": not existed})
+            emit_json({"peer_id": str(store.origin), "home": str(home), "created": not existed,
+                       **group})
         else:
             verb = "already exists" if existed else "created"
             console.print(f"device {verb} in {home}\npeer id: [bold]{store.origin}[/bold]")
+            if group.get("joined"):
+                console.print(f"joined encrypted group {group['group']}", highlight=False)
+            elif group.get("passphrase"):
+                verb = "created" if group.get("created_group") else "joined"
+                console.print(f"{verb} passphrase group {group['group']} in {args.folder}",
+                              highlight=False)
+            elif group.get("encrypted"):
+                console.print(f"created encrypted group {group['group']}; invite other "
+                              "devices with `peerlog invite`", highlight=False)
     return 0
 
 
@@ -581,7 +595,12 @@ DEVICES_TABLE = "_peerlog/devices"
 
 async def cmd_devices(args: argparse.Namespace) -> int:
     """List every device this one knows, or name this device (``devices name NAME``)."""
-    async with open_device(home_dir(args.home)) as store:
+    home = home_dir(args.home)
+    async with open_device(home) as store:
+        if args.action == "remove":
+            from peerlog.cli.group import cmd_remove
+
+            return await cmd_remove(args, store, home)
         if args.action == "name":
             if not args.name:
                 raise CliError("devices name needs the new name", code=2)

@@ -37,6 +37,16 @@ def name_arg(text: str) -> str:
     return text
 
 
+def _group_command(name: str) -> Command:
+    """A command of `peerlog.cli.group`, imported when run: only they need cryptography."""
+    async def run(args: argparse.Namespace) -> int:
+        from peerlog.cli import group
+
+        fn: Command = getattr(group, name)
+        return await fn(args)
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="peerlog", description="Local-first sync through per-device append-only logs.")
@@ -61,6 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("init", commands.cmd_init, "create this device: its peer id and database")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--encrypted", action="store_true",
+                       help="also create a new encrypted group, this device its first member")
+    group.add_argument("--join", metavar="CODE",
+                       help="join an encrypted group with an invite code from one of its "
+                            "devices ('-' reads it from stdin, else $PEERLOG_INVITE)")
+    group.add_argument("--passphrase", action="store_true",
+                       help="create or join the passphrase group of --folder (the passphrase "
+                            "is read from $PEERLOG_PASSPHRASE, else asked for)")
+    p.add_argument("--folder", metavar="DIR", help="with --passphrase: the shared folder")
+    p.add_argument("--json", action="store_true")
+    p = command("invite", _group_command("cmd_invite"),
+                "print a one-time code that admits one device to this device's encrypted group")
+    p.add_argument("--expires-hours", type=float, default=24.0, metavar="H",
+                   help="how long the code admits a device (default 24)")
+    p.add_argument("--device", metavar="PEER_ID",
+                   help="admit this existing device (of a group moved to encryption) instead "
+                        "of a new one")
+    p.add_argument("--json", action="store_true")
+    p = command("encrypt", _group_command("cmd_encrypt"),
+                "move this device's unencrypted group to encryption from now on")
+    p.add_argument("--folder", metavar="DIR", help="the shared folder (default: the one "
+                                                   "this device syncs with)")
     p.add_argument("--json", action="store_true")
     p = command("put", commands.cmd_put, "set TABLE/KEY to a JSON value")
     p.add_argument("table", type=name_arg)
@@ -167,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = command("devices", commands.cmd_devices,
                 "every device this one knows (entries, last change), or `devices name NAME`")
-    p.add_argument("action", nargs="?", choices=["list", "name"], default="list")
-    p.add_argument("name", nargs="?")
+    p.add_argument("action", nargs="?", choices=["list", "name", "remove"], default="list")
+    p.add_argument("name", nargs="?", help="the new name, or the id of the device to remove "
+                                           "from this device's encrypted group")
     p.add_argument("--json", action="store_true")
     p = command("export", commands.cmd_export, "every live value as JSON lines")
     p.add_argument("table", nargs="?", type=name_arg, help="only this table")

@@ -88,7 +88,10 @@ class SyncReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.diverged or self.refused or self.withheld or self.compacted)
+        """Nothing refused, diverged, compacted away or withheld, except the writes of a
+        device removed from the group: withholding those is what was asked for."""
+        withheld = any(w.kind != "removed" for w in self.withheld.values())
+        return not (self.diverged or self.refused or withheld or self.compacted)
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -95,8 +95,9 @@ class Trust:
 
     # -- membership --------------------------------------------------------------------
 
-    def invite(self, ttl_ms: int = groups.INVITE_TTL_MS) -> groups.Invitation:
-        invitation = groups.invite(self.ring, _now_ms(), ttl_ms)
+    def invite(self, ttl_ms: int = groups.INVITE_TTL_MS, *,
+               device: UUID | None = None) -> groups.Invitation:
+        invitation = groups.invite(self.ring, _now_ms(), ttl_ms, origin=device)
         self.save()
         return invitation
 
@@ -108,7 +109,9 @@ class Trust:
             raise TrustError("a device cannot remove itself; remove it from another device")
         member = ring.members.get(origin)
         if member is None:
-            raise TrustError(f"device {origin} is not a member of group {ring.group}")
+            if not any(invite.origin == origin for invite in ring.invites.values()):
+                raise TrustError(f"device {origin} is not a member of group {ring.group}")
+            member = Member(bytes(32), bytes(32))  # invited, not heard from yet
         if member.removed_from is not None:
             raise TrustError(f"device {origin} was already removed")
         epoch = ring.epoch + 1
@@ -163,11 +166,12 @@ async def start_group(home: Path, store: Any) -> Trust:
     return trust
 
 
-async def invite_device(trust: Trust, store: Any,
-                        ttl_ms: int = groups.INVITE_TTL_MS) -> groups.Invitation:
-    """A one-time code for a new device; the admit record goes into this device's log
-    (publish it with a sync so the other members learn of it)."""
-    invitation = trust.invite(ttl_ms)
+async def invite_device(trust: Trust, store: Any, ttl_ms: int = groups.INVITE_TTL_MS, *,
+                        device: UUID | None = None) -> groups.Invitation:
+    """A one-time code for a new device (or for the existing ``device`` of a group that
+    moved to encryption); the admit record goes into this device's log (publish it with
+    a sync so the other members learn of it)."""
+    invitation = trust.invite(ttl_ms, device=device)
     await store.oplog.append(invitation.admit)
     return invitation
 
@@ -206,3 +210,23 @@ def passphrase_for_folder(home: Path, origin: UUID, folder: Path, passphrase: st
                               "(`peerlog invite`)")
     ring, hello = groups.join_passphrase(origin, passphrase, doc)
     return ring, hello, False
+
+
+async def encrypt_group(home: Path, store: Any, folder: Path) -> tuple[Keyring, dict[UUID, int]]:
+    """Move the unencrypted group syncing through ``folder`` to encryption: this device
+    founds the group, and what the folder holds now stays readable, unencrypted (it was
+    exposed already); everything written from here on is sealed.  The other devices
+    join with invites for their existing ids (`invite_device` with ``device``)."""
+    from peerlog.filelog import SharedFolder
+
+    if Keyring.load(home) is not None:
+        raise TrustError(f"the device in {home} is already in an encrypted group")
+    if read_group_doc(folder) is not None:
+        raise WrongGroupError(f"{folder} already belongs to an encrypted group")
+    async with SharedFolder(folder) as shared:
+        start = {o: i for o, i in shared.extents().items() if i > 0}
+    ring = groups.create(store.origin)
+    ring.encrypted_from = dict(start)
+    ring.save(home)
+    write_group_doc(folder, {"format": 1, "group": str(ring.group)})
+    return ring, start

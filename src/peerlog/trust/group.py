@@ -74,13 +74,17 @@ class Invitation:
     """The admit record the inviting device appends to its own log."""
 
 
-def invite(ring: Keyring, now_ms: int, ttl_ms: int = INVITE_TTL_MS) -> Invitation:
-    """A one-time code admitting one new device; records the invite in ``ring``."""
+def invite(ring: Keyring, now_ms: int, ttl_ms: int = INVITE_TTL_MS, *,
+           origin: UUID | None = None) -> Invitation:
+    """A one-time code admitting one new device (or the existing device ``origin``, when
+    a group moves to encryption); records the invite in ``ring``."""
     if ring.members.get(ring.origin, Member(b"", b"")).removed_from is not None:
         raise TrustError("this device was removed from the group: it cannot invite")
     key = Ed25519PrivateKey.generate()
     pub = public_sign(key)
-    origin = uuid4()
+    if origin is not None and origin in ring.members:
+        raise TrustError(f"device {origin} is a member already")
+    origin = origin or uuid4()
     expires = now_ms + ttl_ms
     ring.invites[pub] = Invite(origin, pub, expires)
     doc = ring.to_json()

@@ -144,17 +144,20 @@ class Opener:
         member = self._member(origin)
         if member is not None:
             return member.verifier(), None, None
-        first = slots[0]
-        opened = self._open(origin, start, first) if type(first) is Entry \
-            and self._check_shape(origin, start, first) is None else None
         hello = None
-        if opened is not None and records.is_record(opened.payload):
+        for offset, slot in enumerate(slots):  # a device's first range holds its hello
+            if type(slot) is not Entry or self._check_shape(origin, start + offset, slot):
+                continue
+            opened = self._open(origin, start + offset, slot)
+            if opened is None or opened.payload[:1] != bytes([records.HELLO]):
+                continue
             try:
                 decoded = records.decode(opened.payload)
             except CodecError:
-                decoded = None
+                continue
             if isinstance(decoded, records.Hello):
                 hello = decoded
+                break
         if hello is None:
             return None, Distrust(origin, start, "not-a-member",
                                   f"device {origin} is not a member of the group (no "
@@ -190,11 +193,16 @@ class Opener:
             bad = self._check_shape(origin, start + offset, slot)
             if bad is not None:
                 return None, bad
+        end = start + len(slots)
+        member = self._member(origin)
+        if member is not None and member.removed_from is not None and end > member.removed_from:
+            return None, Distrust(origin, max(start, member.removed_from), "removed",
+                                  f"device {origin} was removed from the group; what it wrote "
+                                  f"from index {member.removed_from} on is refused")
         key, bad, hello = self._signer_for(origin, start, slots)
         if bad is not None:
             return None, bad
         assert key is not None
-        end = start + len(slots)
         last = slots[-1]
         if type(last) is Expunged:
             vouched = self.carrier_erasures.get(origin, {}).get(end - 1)
@@ -206,11 +214,6 @@ class Opener:
         elif not verify_range(self.ring.group, origin, key, start, slots):
             return None, Distrust(origin, start, "forged",
                                   f"signature does not verify for device {origin}")
-        member = self._member(origin)
-        if member is not None and member.removed_from is not None and end > member.removed_from:
-            return None, Distrust(origin, max(start, member.removed_from), "removed",
-                                  f"device {origin} was removed from the group; what it wrote "
-                                  f"from index {member.removed_from} on is refused")
         out: list[DecodedEntry] = []
         learned = False
         if hello is not None:

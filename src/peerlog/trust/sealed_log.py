@@ -127,7 +127,16 @@ class SealedLog:
         if last is not None and last[0] == index:
             out.append(last)
             index += 1
-        while len(out) < want:
+        # Entries written before the group moved to encryption: plain, as they always were.
+        plain_end = self.opener.ring.encrypted_from.get(peer, 0)
+        while len(out) < want and index < plain_end:
+            got = await self.inner.read_since(peer, index, min(want - len(out),
+                                                               plain_end - index))
+            if not got:
+                break
+            out.extend(got)
+            index = got[-1][0] + 1
+        while len(out) < want and index >= plain_end:
             ahead = self._ahead.get(peer)
             if ahead is None or ahead[0] != index:
                 ahead = await self._verified(peer, index, want - len(out))
@@ -306,11 +315,14 @@ class SealedLog:
         for peer, slots in raw.items():
             if peer == self.own:
                 continue
-            unknown = {i for i, _ in slots} - set(self.opener.erasures.get(peer, {}))
+            unknown = {i for i, _ in slots if i >= self.opener.ring.encrypted_from.get(
+                peer, 0)} - set(self.opener.erasures.get(peer, {}))
             if unknown:
                 await self._look_ahead(peer, min(unknown), self._vouched(peer, unknown))
             known = self.opener.erasures.get(peer, {})
-            vouched = [(i, known[i]) for i, _ in slots if i in known]
+            plain_end = self.opener.ring.encrypted_from.get(peer, 0)
+            vouched = sorted([(i, known[i]) for i, _ in slots if i in known] + [
+                (i, d) for i, d in slots if i < plain_end])
             if vouched:
                 out[peer] = vouched
             forged = sorted(unknown - set(known))
@@ -346,6 +358,9 @@ class SealedLog:
         (``end`` when all of it does): first the last range, then, if that fails, every
         range from the start."""
         read = self.inner.read_entries
+        plain_end = self.opener.ring.encrypted_from.get(self.own, 0)
+        if end <= plain_end:
+            return end
         last = read(self.own, end - 1, 1)
         if last and type(last[0][1]) is Expunged:
             return end  # erased here; readers check the erasure was signed
@@ -354,7 +369,7 @@ class SealedLog:
             run = [e for _, e in read(self.own, rstart, end - rstart)] if rstart >= 0 else []
             if len(run) == end - rstart and self._authentic(self.own, rstart, run):
                 return end
-        good = int(self.inner.first_indexes().of(self.own))
+        good = max(int(self.inner.first_indexes().of(self.own)), plain_end)
         while good < end:
             chunk = [e for _, e in read(self.own, good, 2 * RANGE_ENTRIES)]
             at = next((i for i, e in enumerate(chunk) if _is_carrier(e)), None)
@@ -380,6 +395,13 @@ class SealedLog:
         if end == self._own_checked or end == 0:
             return end
         good = self._own_verified_end(end)
+        start = max(int(self.inner.first_indexes().of(self.own)),
+                    self.opener.ring.encrypted_from.get(self.own, 0))
+        if good == start < end:
+            raise TrustError(
+                f"device id {self.own} already writes here, with keys that are not this "
+                "device's: its invite code was used by another device (each code admits "
+                "one); ask a member for a new code and join again in a new home")
         if good < end:
             log.warning("entries %d to %d in this device's folder are not signed by it: "
                         "setting them aside", good, end - 1)
