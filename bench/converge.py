@@ -1,6 +1,6 @@
 """Time for N devices to converge through a local shared folder, beside the raw rate.
 
-    python -m bench.converge [--changes C] [--devices 2,4,8] [--updates F]
+    python -m bench.converge [--changes C] [--devices 2,4,8] [--updates F] [--encrypted]
 
 Each device is a `StateStore` that made C changes offline over 1,000 keys:
 whole-value puts, or with ``--updates F`` that fraction of field updates
@@ -20,6 +20,15 @@ table and an ``executemany`` last-writer-wins upsert per row into a state
 table, in the same batches (``lww_vs_upsert``); best of 3 alternating runs
 each.
 
+With ``--encrypted``, each N also runs as one encrypted group (every entry
+sealed and range-signed on publish, verified and opened on ingest:
+`peerlog.trust.SealedLog`), right after the plain run of the same changes;
+``encrypted_vs_plain`` is the ratio of their convergence rates for the
+largest N.  Then sealing and opening throughput (payload MB/s, signatures
+included) beside the raw AEAD (AES-256-GCM-SIV of `cryptography`) encrypting
+and decrypting the same payloads with the same nonce and associated-data
+sizes, best of 3 each.
+
 The last line is one JSON object; ``converge_vs_raw`` is for the largest N.
 """
 
@@ -31,6 +40,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.bare import bare_replay
 from peerlog import Entry, FileLog, FileLogIngester, FileLogPublisher, SqliteOplog, StateStore
@@ -92,18 +102,46 @@ async def raw_rate(folder: Path, source: StateStore, tmp: Path) -> float:
     return index / elapsed
 
 
-async def converge(n: int, changes: int, updates: float) -> dict[str, float]:
+def one_group(devices: list[StateStore]) -> list[Any]:
+    """A keyring per device, all in one group and each knowing every member (what invites
+    and hellos lead to), as the `Opener` each device verifies with."""
+    from peerlog.trust import Keyring, Opener
+
+    rings = [Keyring.create(d.origin) for d in devices]
+    founder = rings[0]
+    for ring in rings[1:]:
+        ring.group, ring.epochs = founder.group, dict(founder.epochs)
+    members = {ring.origin: ring.own_member() for ring in rings}
+    for ring in rings:
+        ring.members = dict(members)
+    return [Opener(ring) for ring in rings]
+
+
+def sealed(log: FileLog, opener: Any, device: StateStore) -> Any:
+    from peerlog.trust import SealedLog
+
+    async def record(payload: bytes) -> None:
+        await device.oplog.append(payload)
+    return SealedLog(log, opener, device.origin, record=record)
+
+
+async def converge(n: int, changes: int, updates: float,
+                   encrypted: bool = False) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         folder = tmp / "shared"
         folder.mkdir()
         devices = [await make_device(tmp / f"d{i}.db", i, changes, updates) for i in range(n)]
         logs = [FileLog(folder, d.origin) for d in devices]
+        views: list[Any] = list(logs)
+        if encrypted:
+            views = [sealed(log, opener, d)
+                     for log, opener, d in zip(logs, one_group(devices), devices, strict=True)]
         started = time.perf_counter()
-        for device, log in zip(devices, logs, strict=True):
-            await FileLogPublisher(device.oplog, log).run_once()
-        for device, log in zip(devices, logs, strict=True):
-            await FileLogIngester(log, device.oplog).run_once()
+        for device, view in zip(devices, views, strict=True):
+            await FileLogPublisher(device.oplog, view).run_once()
+        for device, view in zip(devices, views, strict=True):
+            await FileLogIngester(view, device.oplog).run_once()
         elapsed = time.perf_counter() - started
         hashes = {await d.state_hash() for d in devices}
         assert len(hashes) == 1, f"devices did not converge: {len(hashes)} states"
@@ -122,14 +160,64 @@ async def converge(n: int, changes: int, updates: float) -> dict[str, float]:
             "bare_upsert_per_s": round(upsert), "lww_vs_upsert": round(lww / upsert, 3)}
 
 
+async def seal_rates(changes: int) -> dict[str, float]:
+    """Payload MB/s sealing (AEAD + range signatures) and opening (verify + AEAD) one
+    device's log, beside the raw AEAD on the same payloads; best of 3 each."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        device = await make_device(tmp / "d.db", 0, changes, 0.0)
+        [opener] = one_group([device])
+        entries: list[Entry] = []
+        while got := await device.oplog.read_since(device.origin, len(entries)):
+            entries += [e for _, e in got if type(e) is Entry]
+        await device.close()
+    view = sealed(object(), opener, device)  # type: ignore[arg-type]  # sealing only
+    megabytes = sum(len(e.payload) + 8 for e in entries) / 1e6
+    best = {"seal": 0.0, "open": 0.0, "raw_encrypt": 0.0, "raw_decrypt": 0.0}
+    aead = AESGCMSIV(bytes(32))
+    aad = bytes(51)
+    for _ in range(3):
+        started = time.perf_counter()
+        ranges = view._seal(0, entries)
+        best["seal"] = max(best["seal"], megabytes / (time.perf_counter() - started))
+        started = time.perf_counter()
+        at = 0
+        for run in ranges:
+            opened, bad = opener.open_range(device.origin, at, run)
+            assert bad is None
+            assert opened is not None
+            at += len(run)
+        best["open"] = max(best["open"], megabytes / (time.perf_counter() - started))
+        started = time.perf_counter()
+        boxes = [aead.encrypt(bytes(12), e.ts.to_bytes(8, "big") + e.payload, aad)
+                 for e in entries]
+        best["raw_encrypt"] = max(best["raw_encrypt"],
+                                  megabytes / (time.perf_counter() - started))
+        started = time.perf_counter()
+        for box in boxes:
+            aead.decrypt(bytes(12), box, aad)
+        best["raw_decrypt"] = max(best["raw_decrypt"],
+                                  megabytes / (time.perf_counter() - started))
+    return {"seal_mb_s": round(best["seal"], 1), "open_mb_s": round(best["open"], 1),
+            "raw_encrypt_mb_s": round(best["raw_encrypt"], 1),
+            "raw_decrypt_mb_s": round(best["raw_decrypt"], 1),
+            "seal_vs_raw": round(best["seal"] / best["raw_encrypt"], 3),
+            "open_vs_raw": round(best["open"] / best["raw_decrypt"], 3)}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=50_000)
     parser.add_argument("--devices", default="2,4,8")
     parser.add_argument("--updates", type=float, default=0.0,
                         help="fraction of changes that are field updates (0..1)")
+    parser.add_argument("--encrypted", action="store_true",
+                        help="also run each N as an encrypted group, and time sealing")
     args = parser.parse_args()
     results = []
+    summary: dict[str, object] = {}
     for n in (int(x) for x in args.devices.split(",")):
         result = await converge(n, args.changes, args.updates)
         results.append(result)
@@ -138,10 +226,27 @@ async def main() -> None:
               f"ratio {result['ratio']}; LWW apply {result['lww_apply_per_s']:,}/s vs bare "
               f"upsert {result['bare_upsert_per_s']:,}/s: {result['lww_vs_upsert']}",
               flush=True)
+        if args.encrypted:
+            sealed_run = await converge(n, args.changes, args.updates, encrypted=True)
+            result["encrypted_seconds"] = sealed_run["seconds"]
+            result["encrypted_per_s"] = sealed_run["converge_per_s"]
+            result["encrypted_vs_plain"] = round(
+                sealed_run["converge_per_s"] / result["converge_per_s"], 3)
+            print(f"N={n}, encrypted: converged in {sealed_run['seconds']} s, "
+                  f"{sealed_run['converge_per_s']:,} entries/s delivered; "
+                  f"{result['encrypted_vs_plain']} of the plain run", flush=True)
+            summary["encrypted_vs_plain"] = result["encrypted_vs_plain"]
+    if args.encrypted:
+        rates = await seal_rates(args.changes)
+        print(f"sealing {rates['seal_mb_s']} MB/s vs raw AEAD {rates['raw_encrypt_mb_s']} "
+              f"MB/s ({rates['seal_vs_raw']}); opening {rates['open_mb_s']} MB/s vs raw "
+              f"{rates['raw_decrypt_mb_s']} MB/s ({rates['open_vs_raw']})", flush=True)
+        summary.update(rates)
     last = results[-1]
     print(json.dumps({"changes_per_device": args.changes, "updates": args.updates,
                       "runs": results, "converge_vs_raw": last["ratio"],
-                      "lww_vs_upsert": last["lww_vs_upsert"], "devices": last["devices"]}))
+                      "lww_vs_upsert": last["lww_vs_upsert"], "devices": last["devices"],
+                      **summary}))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ FORMAT_VERSION = 1
 SUFFIX = ".psnap"
 HEADER = struct.Struct(">8sHH16sQQIQ")
 DIGEST_SIZE = 32
+FLAG_SEALED = 1
+"""Header flag: the body is sealed by an encrypted group (peerlog.trust.snapshots)."""
 MAX_BODY = 16 << 30
 """The largest uncompressed body a reader accepts (16 GiB): a bound on what a hostile
 file can make a reader write."""
@@ -187,7 +189,10 @@ def decode_snapshot(data: bytes, *, expect_name: str | None = None) -> StateSnap
         raise SnapshotError(f"snapshot is named {expect_name} but its digest says "
                             f"{snapshot_name(data)}")
     producer, created, frontier = read_header(data)
-    _, _, _, _, _, hlc, origins, body_len = HEADER.unpack_from(data)
+    _, _, flags, _, _, hlc, origins, body_len = HEADER.unpack_from(data)
+    if flags & FLAG_SEALED:
+        raise SnapshotError("the snapshot is sealed by an encrypted group, and this device "
+                            "holds no key for it")
     if body_len > MAX_BODY:
         raise SnapshotError(f"snapshot body of {body_len} bytes is over the bound")
     try:
@@ -217,6 +222,6 @@ def check_body(conn: sqlite3.Connection, schema: str = "peerlog_snap") -> None:
                             ) from exc
 
 
-__all__ = ["BASES_TABLE", "BASE_OK", "FIELDS_TABLE", "FIELD_OK", "SUFFIX", "StateSnapshot",
-           "body_of_rows", "check_body", "decode_snapshot", "digest_matches", "encode_snapshot",
-           "new_body", "read_header", "snapshot_name"]
+__all__ = ["BASES_TABLE", "BASE_OK", "FIELDS_TABLE", "FIELD_OK", "FLAG_SEALED", "SUFFIX",
+           "StateSnapshot", "body_of_rows", "check_body", "decode_snapshot", "digest_matches",
+           "encode_snapshot", "new_body", "read_header", "snapshot_name"]

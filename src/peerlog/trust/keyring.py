@@ -10,6 +10,7 @@ whenever that changes.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import secrets
@@ -65,7 +66,7 @@ class Member:
     """The first index of its log that is no longer accepted (it was removed)."""
 
     def verifier(self) -> Ed25519PublicKey:
-        return Ed25519PublicKey.from_public_bytes(self.sign_key)
+        return _verifier(self.sign_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +257,11 @@ class Keyring:
         return replace(self, epochs=dict(self.epochs), members=dict(self.members),
                        invites=dict(self.invites), encrypted_from=dict(self.encrypted_from),
                        _ciphers={})
+
+
+@functools.lru_cache(maxsize=256)
+def _verifier(key: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(key)
 
 
 def _wrap_key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:

@@ -36,7 +36,21 @@ from peerlog.sync.entry import DIGEST_SIZE, DecodedEntry, Entry, Expunged
 from peerlog.sync.errors import CodecError
 from peerlog.trust import records
 from peerlog.trust.keyring import Keyring, Member
-from peerlog.trust.sealing import group_tag, header, is_sealed, slot_digest, verify_range
+from peerlog.trust.sealing import (
+    CARRIER,
+    OVERHEAD,
+    SEALED,
+    TRAILER_SIZE,
+    group_tag,
+    header,
+    is_sealed,
+    slot_digest,
+    verify_range,
+)
+
+_SEALED_KIND, _CARRIER_KIND = bytes([SEALED]), bytes([CARRIER])
+_MIN_CARRIER = OVERHEAD + TRAILER_SIZE
+_RECORD_KINDS = frozenset(bytes([k]) for k in records.KINDS)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +99,7 @@ class Opener:
 
     def __init__(self, ring: Keyring, on_learned: Callable[[], None] | None = None) -> None:
         self.ring = ring
+        self._tag = group_tag(ring.group)
         self._on_learned = on_learned
         self.erasures: dict[UUID, dict[int, bytes]] = {}
         """Erasures each origin signed: index -> the erased entry's plaintext digest."""
@@ -189,10 +204,13 @@ class Opener:
                    ) -> tuple[list[DecodedEntry] | None, Distrust | None]:
         """The plain entries of one signed range ``[start, start+len)`` whose last slot is
         its carrier (or an erased carrier vouched for); or why not."""
-        for offset, slot in enumerate(slots):
-            bad = self._check_shape(origin, start + offset, slot)
-            if bad is not None:
-                return None, bad
+        openers = self._openers(origin, slots)
+        if openers is None:  # some slot is not fit to open: say which and why
+            for offset, slot in enumerate(slots):
+                bad = self._check_shape(origin, start + offset, slot)
+                if bad is not None:
+                    return None, bad
+            openers = {}
         end = start + len(slots)
         member = self._member(origin)
         if member is not None and member.removed_from is not None and end > member.removed_from:
@@ -232,12 +250,14 @@ class Opener:
                 out.append(Expunged(digest))
                 continue
             assert type(slot) is Entry
-            opened = self._open(origin, index, slot)
+            open_slot = openers.get(slot.payload[9:13])
+            opened = open_slot(index, slot.payload) if open_slot is not None else \
+                self._open(origin, index, slot)
             if opened is None:
                 return None, Distrust(origin, index, "forged",
                                       f"entry {index} does not open with the group's key: "
                                       f"not written by device {origin}")
-            if records.is_record(opened.payload):
+            if opened.payload[:1] in _RECORD_KINDS:
                 try:
                     record = records.decode(opened.payload)
                 except CodecError as exc:
@@ -250,6 +270,28 @@ class Opener:
         if learned and self._on_learned is not None:
             self._on_learned()
         return out, None
+
+    def _openers(self, origin: UUID, slots: Sequence[DecodedEntry]
+                 ) -> dict[bytes, Callable[[int, bytes], Entry | None]] | None:
+        """Per key epoch (as its 4 header bytes) a slot opener for ``origin``, when every
+        slot of ``slots`` is sealed by this group with an epoch held here; else None."""
+        tag, ring = self._tag, self.ring
+        out: dict[bytes, Callable[[int, bytes], Entry | None]] = {}
+        for slot in slots:
+            if type(slot) is Expunged:
+                continue
+            payload = slot.payload  # type: ignore[union-attr]
+            kind = payload[:1]
+            if (kind != _SEALED_KIND and (kind != _CARRIER_KIND or len(payload) < _MIN_CARRIER)
+                    ) or len(payload) < OVERHEAD or payload[1:9] != tag:
+                return None
+            epoch = payload[9:13]
+            if epoch not in out:
+                cipher = ring.cipher(int.from_bytes(epoch, "big"))
+                if cipher is None:
+                    return None
+                out[epoch] = cipher.opener(origin)
+        return out
 
     def learn_range(self, origin: UUID, start: int, slots: Sequence[DecodedEntry]) -> None:
         """Learn the trust records of a range that ``origin`` signed, skipping the entries

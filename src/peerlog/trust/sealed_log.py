@@ -36,9 +36,12 @@ from peerlog.sync.faces import Applied, WithheldRange
 from peerlog.trust import records
 from peerlog.trust.opener import Distrust, Opener, range_hash
 from peerlog.trust.sealing import CARRIER, header, is_sealed, seal_range, slot_digest
+from peerlog.trust.snapshots import open_snapshot, seal_snapshot
 
 log = logging.getLogger(__name__)
 
+_REMOVE, _GRANT = bytes([records.REMOVE]), bytes([records.GRANT])
+_CARRIER_KIND = bytes([CARRIER])
 RANGE_ENTRIES = 4096
 RANGE_BYTES = 768 << 10
 _READ_CHUNK = 4096
@@ -185,10 +188,14 @@ class SealedLog:
             if unknown:  # the records vouching for them come later in the log
                 await self._look_ahead(peer, max(unknown) + 1, self._vouched(peer, unknown))
             cut = 0
-            for offset, slot in enumerate(pending):
-                at = pstart + offset
-                if not self._ends_range(peer, at, slot):
-                    continue
+            erased_ends = self.opener.carrier_erasures.get(peer, {})
+            ends = [i for i, e in enumerate(pending)
+                    if (type(e) is Entry and e.payload[:1] == _CARRIER_KIND)
+                    or (type(e) is Expunged and pstart + i in erased_ends)]
+            for offset in ends:
+                at, slot = pstart + offset, pending[offset]
+                if type(slot) is Entry and not is_sealed(slot.payload):
+                    continue  # a plain entry that happens to start like a carrier
                 rstart = self._range_start(peer, at, slot)
                 run_start, run = pstart + cut, pending[cut:offset + 1]
                 if rstart < run_start and run_start == index:
@@ -228,10 +235,6 @@ class SealedLog:
         elif bad is not None and (drained or index + len(out) > bad.from_index):
             del self.opener.distrust[peer]
         return (index, out) if out else None
-
-    def _ends_range(self, peer: UUID, index: int, slot: DecodedEntry) -> bool:
-        return _is_carrier(slot) or (type(slot) is Expunged
-                                     and index in self.opener.carrier_erasures.get(peer, {}))
 
     def _range_start(self, peer: UUID, index: int, slot: DecodedEntry) -> int:
         if type(slot) is Entry:
@@ -410,6 +413,22 @@ class SealedLog:
         self._own_checked = end
         return end
 
+    # -- snapshots ------------------------------------------------------------------
+
+    @property
+    def snapshots(self) -> Any:
+        """A folder's snapshot shelf, sealing what is published and opening what is read
+        (a relay client's ``snapshots()`` lists them, and is its own)."""
+        shelf = self.inner.snapshots
+        return shelf if callable(shelf) else _SealedShelf(shelf, self.opener.ring)
+
+    async def publish_snapshot(self, data: bytes) -> str:
+        name: str = await self.inner.publish_snapshot(seal_snapshot(data, self.opener.ring))
+        return name
+
+    async def read_snapshot(self, name: str) -> bytes:
+        return open_snapshot(await self.inner.read_snapshot(name), self.opener.ring)
+
     # -- writing (this device's own origin only) ----------------------------------
 
     def _seal(self, start: int, entries: Sequence[DecodedEntry]) -> list[list[DecodedEntry]]:
@@ -426,20 +445,24 @@ class SealedLog:
                              f"from index {me.removed_from} on are refused by every member "
                              "(ask a member for a new invite to join again as a new device)")
         signer = ring.signer
-        ciphers = []
-        bodies: list[bytes] = []
-        for offset, entry in enumerate(entries):
-            plain = entry if type(entry) is Entry else \
-                Entry(0, records.Tomb(entry.digest).encode())
-            epoch = ring.epoch
-            if plain.payload[:1] == bytes([records.REMOVE]):
-                epoch = records.decode(plain.payload).epoch - 1  # type: ignore[union-attr]
-            elif plain.payload[:1] == bytes([records.GRANT]):
+        newest = ring.cipher(ring.epoch)
+        assert newest is not None
+        plain = [e if type(e) is Entry else Entry(0, records.Tomb(e.digest).encode())
+                 for e in entries]
+        bodies = newest.seal_many(self.own, start, plain)
+        ciphers = [newest] * len(bodies)
+        for offset, entry in enumerate(plain):
+            kind = entry.payload[:1]
+            if kind == _REMOVE:
+                epoch = records.decode(entry.payload).epoch - 1  # type: ignore[union-attr]
+            elif kind == _GRANT:
                 epoch = min(ring.epochs)  # the grantee may hold no later one
+            else:
+                continue
             cipher = ring.cipher(epoch)
             assert cipher is not None
-            ciphers.append(cipher)
-            bodies.append(cipher.seal(self.own, start + offset, plain))
+            ciphers[offset] = cipher
+            bodies[offset] = cipher.seal(self.own, start + offset, entry)
         ranges = []
         for lo, hi in _cuts([len(b) for b in bodies]):
             ranges.append(seal_range(ciphers[hi - 1], signer, self.own, start + lo,
@@ -522,3 +545,20 @@ class SealedLog:
         self._ahead.pop(self.own, None)
         self._last.pop(self.own, None)
         return True
+
+
+class _SealedShelf:
+    """A `SnapshotShelf` whose ``publish`` seals and ``read`` opens."""
+
+    def __init__(self, inner: Any, ring: Any) -> None:
+        self._inner, self._ring = inner, ring
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def publish(self, data: bytes) -> str:
+        name: str = self._inner.publish(seal_snapshot(data, self._ring))
+        return name
+
+    def read(self, name: str) -> bytes:
+        return open_snapshot(self._inner.read(name), self._ring)

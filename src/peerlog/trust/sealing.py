@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -36,13 +36,12 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 
-from peerlog.sync.entry import DIGEST_SIZE, DecodedEntry, Entry, content_digest
+from peerlog.sync.entry import DIGEST_SIZE, DecodedEntry, Entry
 
 SEALED, CARRIER = 0xE1, 0xE2
 _HEAD = struct.Struct(">B8sI")
 _TS = struct.Struct(">Q")
 _START = struct.Struct(">Q")
-_SLOT = struct.Struct(">16s16sQI")
 _RANGE = struct.Struct(">16s16sQQ")
 HEAD_SIZE = _HEAD.size
 SIGNATURE_SIZE = 64
@@ -82,56 +81,86 @@ def header(payload: bytes) -> Header:
     return Header(kind == CARRIER, tag, epoch, start)
 
 
+_AT_ZERO = hashlib.blake2b(bytes(8), digest_size=DIGEST_SIZE)
+
+
+def _digest(payload: bytes) -> bytes:
+    """``content_digest(0, payload)``: a transport slot's digest (its timestamp is 0)."""
+    h = _AT_ZERO.copy()
+    h.update(payload)
+    return h.digest()
+
+
 def slot_digest(entry: DecodedEntry) -> bytes:
     """A slot's digest as a range signature covers it: the transport digest, which an
     erased slot keeps as its marker's digest."""
     if type(entry) is Entry:
-        return content_digest(0, entry.payload)
+        return _digest(entry.payload)
     return entry.digest
 
 
-def _nonce(origin: UUID, index: int) -> bytes:
-    return hashlib.blake2b(origin.bytes + _TS.pack(index), digest_size=12).digest()
+_PAD = bytes(4)
 
 
 def _range_message(group: UUID, origin: UUID, start: int, end: int,
                    digests: Sequence[bytes]) -> bytes:
-    h = hashlib.blake2b(digest_size=DIGEST_SIZE)
-    for d in digests:
-        h.update(d)
+    h = hashlib.blake2b(b"".join(digests), digest_size=DIGEST_SIZE)
     return _SIG + _RANGE.pack(group.bytes, origin.bytes, start, end) + h.digest()
 
 
 class EpochCipher:
-    """The AEAD of one key epoch of a group."""
+    """The AEAD of one key epoch of a group.
 
-    __slots__ = ("_aead", "_head", "_tag", "epoch", "group")
+    The nonce is the slot's index (zero-padded): with GCM-SIV a nonce may repeat
+    across origins and forks without harm, and the associated data already binds
+    group, origin, index and epoch.
+    """
+
+    __slots__ = ("_aead", "_epoch", "_head", "_tag", "epoch", "group")
 
     def __init__(self, group: UUID, epoch: int, key: bytes) -> None:
         self.group, self.epoch = group, epoch
         self._aead = AESGCMSIV(key)
         self._tag = group_tag(group)
         self._head = _HEAD.pack(SEALED, self._tag, epoch)
+        self._epoch = epoch.to_bytes(4, "big")
 
-    def _aad(self, origin: UUID, index: int) -> bytes:
-        return _AAD + _SLOT.pack(self.group.bytes, origin.bytes, index, self.epoch)
+    def _prefix(self, origin: UUID) -> bytes:
+        return _AAD + self.group.bytes + origin.bytes
 
     def seal(self, origin: UUID, index: int, entry: Entry) -> bytes:
         """The sealed body of ``entry`` at ``(origin, index)`` (not yet signed)."""
-        plain = _TS.pack(entry.ts) + entry.payload
-        return self._head + self._aead.encrypt(_nonce(origin, index), plain,
-                                               self._aad(origin, index))
+        return self.seal_many(origin, index, [entry])[0]
+
+    def seal_many(self, origin: UUID, start: int, entries: Sequence[Entry]) -> list[bytes]:
+        """The sealed bodies of ``entries`` from ``(origin, start)`` on."""
+        encrypt, head, prefix, epoch = self._aead.encrypt, self._head, self._prefix(origin), \
+            self._epoch
+        out = []
+        for index, (ts, payload) in enumerate(entries, start):
+            slot = index.to_bytes(8, "big")
+            out.append(head + encrypt(_PAD + slot, ts.to_bytes(8, "big") + payload,
+                                      prefix + slot + epoch))
+        return out
 
     def open(self, origin: UUID, index: int, payload: bytes) -> Entry | None:
         """The entry sealed in ``payload`` at that slot; None when it does not open
         (another key, slot or group, or altered bytes)."""
-        end = len(payload) - TRAILER_SIZE if payload[0] == CARRIER else len(payload)
-        try:
-            plain = self._aead.decrypt(_nonce(origin, index), payload[HEAD_SIZE:end],
-                                       self._aad(origin, index))
-        except InvalidTag:
-            return None
-        return Entry(_TS.unpack_from(plain)[0], plain[_TS.size:])
+        return self.opener(origin)(index, payload)
+
+    def opener(self, origin: UUID) -> Callable[[int, bytes], Entry | None]:
+        """`open` for one origin, with what every slot shares computed once."""
+        decrypt, prefix, epoch = self._aead.decrypt, self._prefix(origin), self._epoch
+
+        def open_slot(index: int, payload: bytes) -> Entry | None:
+            slot = index.to_bytes(8, "big")
+            end = len(payload) - TRAILER_SIZE if payload[0] == CARRIER else len(payload)
+            try:
+                plain = decrypt(_PAD + slot, payload[HEAD_SIZE:end], prefix + slot + epoch)
+            except InvalidTag:
+                return None
+            return Entry(int.from_bytes(plain[:8], "big"), plain[8:])
+        return open_slot
 
 
 def seal_range(cipher: EpochCipher, signer: Ed25519PrivateKey, origin: UUID, start: int,
@@ -139,9 +168,9 @@ def seal_range(cipher: EpochCipher, signer: Ed25519PrivateKey, origin: UUID, sta
     """Transport entries for a run of sealed bodies starting at ``start``; the last one
     (which must be a body) becomes the carrier signing ``[start, end)``."""
     end = start + len(bodies)
-    digests = [content_digest(0, b) for b in bodies[:-1]]
+    digests = [_digest(b) for b in bodies[:-1]]
     last = bytes([CARRIER]) + bodies[-1][1:]
-    digests.append(content_digest(0, last))
+    digests.append(_digest(last))
     signature = signer.sign(_range_message(cipher.group, origin, start, end, digests))
     out: list[DecodedEntry] = [Entry(0, b) for b in bodies[:-1]]
     out.append(Entry(0, last + _START.pack(start) + signature))
@@ -154,8 +183,8 @@ def verify_range(group: UUID, origin: UUID, key: Ed25519PublicKey, start: int,
     last = slots[-1]
     if type(last) is not Entry or last.payload[:1] != bytes([CARRIER]):
         return False
-    digests = [slot_digest(s) for s in slots[:-1]]
-    digests.append(content_digest(0, last.payload[:-TRAILER_SIZE]))
+    digests = [_digest(s.payload) if type(s) is Entry else s.digest for s in slots[:-1]]
+    digests.append(_digest(last.payload[:-TRAILER_SIZE]))
     message = _range_message(group, origin, start, start + len(slots), digests)
     try:
         key.verify(last.payload[-SIGNATURE_SIZE:], message)
