@@ -84,6 +84,11 @@ _EXPORTS: dict[str, str] = {
     "SqliteOplog": "peerlog.oplog",
     "StateStore": "peerlog.state",
     "SyncError": "peerlog.sync",
+    "TrustError": "peerlog.sync",
+    "WrongGroupError": "peerlog.sync",
+    "InviteError": "peerlog.sync",
+    "SealedLog": "peerlog.trust",
+    "Distrust": "peerlog.trust",
     "SyncReport": "peerlog.drivers",
     "SyncStatus": "peerlog.device",
     "TokenStore": "peerlog.net",
@@ -310,6 +315,9 @@ if TYPE_CHECKING:
         InvalidArgumentError as InvalidArgumentError,
     )
     from peerlog.sync import (
+        InviteError as InviteError,
+    )
+    from peerlog.sync import (
         LogProcessor as LogProcessor,
     )
     from peerlog.sync import (
@@ -333,6 +341,12 @@ if TYPE_CHECKING:
     from peerlog.sync import (
         SyncError as SyncError,
     )
+    from peerlog.sync import (
+        TrustError as TrustError,
+    )
+    from peerlog.sync import (
+        WrongGroupError as WrongGroupError,
+    )
     from peerlog.sync.batch import (
         MAX_BATCH_BYTES as MAX_BATCH_BYTES,
     )
@@ -341,6 +355,12 @@ if TYPE_CHECKING:
     )
     from peerlog.sync.batch import (
         EntryTooLargeError as EntryTooLargeError,
+    )
+    from peerlog.trust import (
+        Distrust as Distrust,
+    )
+    from peerlog.trust import (
+        SealedLog as SealedLog,
     )
 
 __all__ = [
@@ -415,6 +435,11 @@ __all__ = [
     "SqliteOplog",
     "StateStore",
     "SyncError",
+    "TrustError",
+    "WrongGroupError",
+    "InviteError",
+    "SealedLog",
+    "Distrust",
     "SyncReport",
     "SyncStatus",
     "TokenStore",

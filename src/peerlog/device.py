@@ -51,7 +51,7 @@ from peerlog.home import (
     through_trust,
 )
 from peerlog.state.store import Change, HistoryItem, StateStore, Transaction
-from peerlog.sync.errors import SyncError
+from peerlog.sync.errors import SyncError, TrustError
 from peerlog.sync.faces import Deferral
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,12 @@ class Device:
     def __init__(self, home: str | os.PathLike[str] | None = None, *,
                  folder: str | os.PathLike[str] | None = None, server: str | None = None,
                  token: str | None = None, ca: str | None = None, create: bool = True,
-                 live: bool = True) -> None:
+                 live: bool = True, encrypted: bool = False, join: str | None = None) -> None:
         if folder is not None and server is not None:
             raise ValueError("a device syncs with a folder or a server, not both")
         self.home = home_dir(os.fspath(home) if home is not None else None)
+        self._encrypted = encrypted
+        self._join = join
         self._folder = os.fspath(folder) if folder is not None else None
         self._server = server
         self._token = token
@@ -114,7 +116,7 @@ class Device:
         """Open the device (creating it if allowed) and start syncing."""
         if self._store is not None:
             return self
-        self._store = open_device(self.home, create=self._create)
+        self._store = await self._open_store()
         try:
             self._sync = await self._open_sync(self._store)
         except BaseException:
@@ -135,6 +137,51 @@ class Device:
             self._task = asyncio.create_task(self._follow(self._sync),
                                              name=f"peerlog-sync:{self.home}")
         return self
+
+    async def _open_store(self) -> StateStore:
+        """The device database; a new device joins its group first (``join``), or founds
+        one (``encrypted``).  `InviteError` / `TrustError` leave no device behind."""
+        from peerlog.trust import Keyring, join_code
+
+        new = not (self.home / "device.sqlite").exists()
+        if self._join is not None and new and self._create:
+            ring, hello = join_code(self._join)
+            store = open_device(self.home, create=True, origin=ring.origin)
+            ring.save(self.home)
+            await store.oplog.append(hello)
+            return store
+        store = open_device(self.home, create=self._create)
+        if self._encrypted and Keyring.load(self.home) is None:
+            if not new:
+                await store.close()
+                raise TrustError(f"the device in {self.home} already syncs unencrypted: use "
+                                 "`peerlog encrypt` to move its group to encryption")
+            Keyring.create(store.origin).save(self.home)
+        return store
+
+    async def invite(self, *, hours: float = 24.0, device: UUID | None = None) -> str:
+        """A one-time code that admits one new device (or the existing ``device``, after
+        `peerlog encrypt`) to this device's encrypted group for ``hours``; pass it to
+        ``peerlog.open(home, join=code)`` there.  The next sync tells the other members.
+        `TrustError` when this device is in no encrypted group."""
+        from peerlog.trust import Trust, invite_device
+
+        trust = Trust.load(self.home)
+        if trust is None:
+            raise TrustError("this device is in no encrypted group: open it with "
+                             "encrypted=True first")
+        return (await invite_device(trust, self.store, int(hours * 3_600_000),
+                                    device=device)).code
+
+    async def remove_device(self, device: UUID) -> int:
+        """Remove ``device`` from this device's encrypted group (a new key epoch, which is
+        returned); it can no longer read new changes, and its new ones are refused."""
+        from peerlog.trust import Trust, remove_device
+
+        trust = Trust.load(self.home)
+        if trust is None:
+            raise TrustError("this device is in no encrypted group")
+        return await remove_device(trust, self.store, device)
 
     async def _open_sync(self, store: StateStore) -> FolderSync | RelaySync | None:
         saved = load_sync(self.home)
@@ -294,11 +341,15 @@ class Device:
 def open(home: str | os.PathLike[str] | None = None, *,
          folder: str | os.PathLike[str] | None = None, server: str | None = None,
          token: str | None = None, ca: str | None = None, create: bool = True,
-         live: bool = True) -> Device:
+         live: bool = True, encrypted: bool = False, join: str | None = None) -> Device:
     """The `Device` in ``home``, syncing with ``folder`` or ``server`` (or with what it
-    synced with last); use as ``async with peerlog.open(...) as device``."""
+    synced with last); use as ``async with peerlog.open(...) as device``.
+
+    A new device founds an encrypted group with ``encrypted=True``, or joins one with
+    ``join=`` an invite code (`Device.invite`); after that its keys are used by
+    themselves."""
     return Device(home, folder=folder, server=server, token=token, ca=ca, create=create,
-                  live=live)
+                  live=live, encrypted=encrypted, join=join)
 
 
 class BlockingDevice:
@@ -375,6 +426,12 @@ class BlockingDevice:
     def compact(self) -> Compaction:
         return self._call(self._device.compact())
 
+    def invite(self, *, hours: float = 24.0, device: UUID | None = None) -> str:
+        return self._call(self._device.invite(hours=hours, device=device))
+
+    def remove_device(self, device: UUID) -> int:
+        return self._call(self._device.remove_device(device))
+
     def changes(self) -> Generator[list[Change], None, None]:
         """The keys each applied batch touched, from now on (blocks until the next one);
         ``close()`` it when done."""
@@ -413,7 +470,8 @@ class BlockingDevice:
 def connect(home: str | os.PathLike[str] | None = None, *,
             folder: str | os.PathLike[str] | None = None, server: str | None = None,
             token: str | None = None, ca: str | None = None, create: bool = True,
-            live: bool = True) -> BlockingDevice:
+            live: bool = True, encrypted: bool = False,
+            join: str | None = None) -> BlockingDevice:
     """`open` for programs that are not async: an open `BlockingDevice`."""
     return BlockingDevice(Device(home, folder=folder, server=server, token=token, ca=ca,
-                                 create=create, live=live))
+                                 create=create, live=live, encrypted=encrypted, join=join))

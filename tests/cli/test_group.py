@@ -180,3 +180,27 @@ def test_encrypt_moves_a_plain_group_on_and_keeps_what_was_written(
                           "b2": "b-sealed-marker"}
     assert files_holding(folder, b"sealed-marker") == []
     assert files_holding(folder, b"before")  # what was written before stays as it was
+
+
+def test_doctor_and_status_name_a_forged_entry(run: Run, tmp_path: Path, folder: Path) -> None:
+    from uuid import UUID
+
+    from tests.trust.test_attacks import forge_as_member
+
+    two_members(run, tmp_path, folder)
+    assert run("--home", home(tmp_path, "a"), "sync")[0] == 0
+    status, out, _ = run("--home", home(tmp_path, "a"), "doctor", "--folder", str(folder),
+                         "--json")
+    assert status == 0, out
+    b = UUID(json.loads((tmp_path / "b" / "group.json").read_text())["origin"])
+    forge_as_member(folder, tmp_path / "a", b)
+    status, out, _ = run("--home", home(tmp_path, "a"), "doctor", "--folder", str(folder),
+                         "--json")
+    assert status == 1
+    [problem] = [p for p in json.loads(out)["problems"] if p["origin"] == str(b)]
+    assert problem["kind"] == "forged"
+    assert f"signature does not verify for device {b}" in problem["detail"]
+    status, out, _ = run("--home", home(tmp_path, "a"), "status", "--folder", str(folder),
+                         "--json")
+    [row] = [r for r in json.loads(out)["origins"] if r["origin"] == str(b)]
+    assert row["withheld"]["kind"] == "forged"

@@ -8,6 +8,7 @@ backend to the suite is adding a harness here and to the lists at the bottom.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -161,12 +162,24 @@ class RemoteHarness(_ReplicaHarnessBase):
         self._opened: list[RemoteReplica] = []
 
     async def open(self) -> Replica:
-        if self._server is None:
+        for attempt in range(5):
+            if self._server is not None:
+                break
             tokens = TokenStore()
             tokens._grants[hashlib.sha256(self.token.encode()).hexdigest()] = Grant(None, "")
-            self._server = running(SqliteOplog(self.path, poll_interval=0.05), tokens,
-                                   ServeOptions(port=self.port))
-            await self._server.__aenter__()
+            server = running(SqliteOplog(self.path, poll_interval=0.05), tokens,
+                             ServeOptions(port=self.port))
+            try:
+                await server.__aenter__()
+            except OSError as exc:
+                # The free port was taken between choosing and binding it (an outgoing
+                # connection's ephemeral port): choose again.
+                if exc.errno != errno.EADDRINUSE or attempt == 4:
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+                continue
+            self._server = server
         remote = RemoteReplica(self.url, self.token)
         self._opened.append(remote)
         return remote

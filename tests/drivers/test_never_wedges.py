@@ -7,6 +7,7 @@ corrupt, a folder record its own reader rejected, a whole sync aborted).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -42,9 +43,20 @@ async def relay(db: str, origins: list[UUID]) -> AsyncIterator[tuple[str, dict[U
     """A relay on loopback serving ``db``; the URL and one device token per origin."""
     tokens = TokenStore()
     issued = {origin: tokens.issue(origin, str(origin)) for origin in origins}
-    port = free_port()
-    async with running(open_replica(db), tokens, ServeOptions(port=port)):
-        yield f"http://127.0.0.1:{port}", issued
+    for attempt in range(5):
+        port = free_port()
+        try:
+            server = running(open_replica(db), tokens, ServeOptions(port=port))
+            await server.__aenter__()
+        except OSError as exc:  # the port was taken between choosing and binding it
+            if exc.errno != errno.EADDRINUSE or attempt == 4:
+                raise
+            continue
+        try:
+            yield f"http://127.0.0.1:{port}", issued
+        finally:
+            await server.__aexit__(None, None, None)
+        return
 
 
 def sqlite_db(tmp_path: Path) -> str:

@@ -151,3 +151,29 @@ async def test_a_fake_conflict_copy_does_not_freeze_the_device(tmp_path: Path) -
         assert "divergence" not in kinds
     finally:
         await diagnosis.close()
+
+
+async def test_a_device_no_member_admitted_is_withheld_as_not_a_member(
+        tmp_path: Path) -> None:
+    """Someone who obtained the group key (not an invite) writes as a new device: its
+    hello is signed by an invite key no member issued."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from peerlog.home import open_device
+    from peerlog.trust import group as groups
+
+    folder, victim, reader, _ = await a_group(tmp_path)
+    stolen = Keyring.load(victim)
+    assert stolen is not None
+    intruder = tmp_path / "intruder"
+    async with open_device(intruder, create=True) as store:
+        ring = Keyring.create(store.origin, group=stolen.group, epoch_key=stolen.epochs[0])
+        ring.members = {**stolen.members, store.origin: ring.own_member()}
+        ring.save(intruder)
+        await store.oplog.append(groups.hello(ring, Ed25519PrivateKey.generate()))
+        await store.put("todos", "milk", {"v": "FORGED by an intruder"})
+    async with peerlog.open(intruder, folder=folder, live=False) as device:
+        await device.sync_now()
+    value, report = await read(reader, folder)
+    assert value == {"v": "real"}
+    assert report.withheld[ring.origin].kind == "not-a-member"

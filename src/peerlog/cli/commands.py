@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from peerlog.cli.errors import CliError
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # imported where used: `peerlog get` should not pay for sync 
 
     from peerlog.drivers import FolderSync, RelaySync, SyncReport
     from peerlog.drivers.snapshots import Compaction
-    from peerlog.filelog import FileLog, Withheld
+    from peerlog.filelog import FileLog, SharedFolder, Withheld
 
 BIG_SYNC = 10_000
 """Above this many entries to move, `sync` shows progress bars."""
@@ -457,7 +457,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
         if args.folder:
             async with SharedFolder(shared_folder(args.folder)) as reader:
                 folder_extents = await reader.cursors()
-                withheld = await asyncio.to_thread(reader.withheld)
+                withheld = dict(await asyncio.to_thread(reader.withheld))
+                withheld.update(await _distrusted(home_dir(args.home), reader))
         elif args.server:
             folder_extents = await _relay_cursors(args, store)
         skipped = await store.skipped_count()
@@ -521,23 +522,39 @@ async def _relay_cursors(args: argparse.Namespace, store: StateStore) -> PeerCur
         return await relay.cursors()
 
 
-def _withheld_cell(held: Withheld | None) -> str:
+async def _distrusted(home: Path, folder: SharedFolder) -> dict[UUID, Any]:
+    """For a device of an encrypted group: what its keys would withhold in ``folder``
+    (forged, removed, not a member, ...), by origin (`peerlog.trust.verify_folder`)."""
+    if not (home / "group.json").exists():
+        return {}
+    from peerlog.trust import Trust, verify_folder
+
+    trust = Trust.load(home)
+    return {} if trust is None else dict(await verify_folder(trust, folder))
+
+
+def _withheld_cell(held: Any) -> str:
     return "" if held is None else f"≥{held.at_least} from {held.from_index} ({held.kind})"
 
 
 async def cmd_doctor(args: argparse.Namespace) -> int:
     from peerlog.filelog import SharedFolder
+    from peerlog.filelog.chain import Problem
 
     folder = shared_folder(args.folder)
     log = SharedFolder(folder)
     try:
+        distrusted = await _distrusted(home_dir(args.home), log)
         report = await asyncio.to_thread(log.doctor)
     finally:
         await log.close()
-    problems = report.all_problems()
+    problems = report.all_problems() + [
+        Problem(peer, str(folder / str(peer)), bad.kind, bad.detail, bad.from_index)
+        for peer, bad in distrusted.items()]
+    healthy = report.healthy and all(bad.kind == "removed" for bad in distrusted.values())
     if args.json:
         emit_json({
-            "folder": report.root, "healthy": report.healthy,
+            "folder": report.root, "healthy": healthy,
             "origins": [{"origin": str(o.origin), "entries": o.extent, "first": o.first,
                          "segments": o.segments,
                          "problems": len(o.problems), "clock_ahead_ms": o.ahead_ms}
@@ -552,7 +569,7 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
                                  "covered": m.covered, "lost": m.lost}
                                 for m in report.missing],
         })
-        return 0 if report.healthy else 1
+        return 0 if healthy else 1
     table(f"{folder}: {len(report.origins)} device log(s)",
           ["origin", "entries", "from", "segments", "problems"],
           [[str(o.origin), str(o.extent), str(o.first), str(o.segments), str(len(o.problems))]
@@ -584,9 +601,9 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
                       f"{duration_text(o.ahead_ms)} ahead of this machine's clock; other devices "
                       "wait for it (fix that device's clock)", highlight=False)
     lost = sum(m.lost for m in report.missing)
-    console.print("[green]healthy[/green]" if report.healthy
+    console.print("[green]healthy[/green]" if healthy
                   else f"[red]{len(problems) + len(fast) + lost} problem(s)[/red]")
-    return 0 if report.healthy else 1
+    return 0 if healthy else 1
 
 
 DEVICES_TABLE = "_peerlog/devices"

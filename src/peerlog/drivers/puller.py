@@ -8,6 +8,7 @@ batches applied and the next run continues from the target's cursors.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Collection
 from uuid import UUID
@@ -125,32 +126,50 @@ class Puller:
         # Start one entry early: re-offering the last held entry is a no-op when
         # both sides agree, and a DivergenceError where two devices forked the
         # origin (they diverge right after their common prefix).
+        return await self._copy_from(peer, lo, hi, lo - 1 if lo > 0 else 0)
+
+    async def _copy_from(self, peer: UUID, lo: int, hi: int, index: int) -> int:
+        """Copy ``[index, hi)``.  The next batch is read while the current one is applied:
+        reading (a file log's decoding, an encrypted group's opening) and applying (the
+        target's SQLite thread) then overlap on two cores."""
         copied = 0
-        index = lo - 1 if lo > 0 else 0
-        while index < hi:
-            try:
-                got = await self.source.read_since(peer, index, min(self.batch, hi - index))
-            except CompactedError as exc:
-                if index == lo - 1 and exc.first_available <= lo:
-                    index = lo  # only the re-offered entry is gone: nothing to compare
-                    continue
-                self.compacted[peer] = exc.first_available
-                log.warning("%s", exc)
-                return copied
-            if not got:
-                break  # the source holds less than it announced: the next event says more
-            if got[0][0] != index:
-                raise CodecError(f"source returned index {got[0][0]} of {peer} for a read "
-                                 f"from {index}")
-            entries = [e for _, e in got]
-            for a, b in byte_chunks(entries):
+        ahead: asyncio.Future[list[tuple[int, DecodedEntry]]] | None = None
+        try:
+            while index < hi:
                 try:
-                    copied += await self.target.apply_many(peer, index + a, entries[a:b])
-                except DeferredError as exc:
-                    return copied + await self._defer(peer, index + a, entries[a:b], exc)
-            index = got[-1][0] + 1
-            if self.progress is not None:
-                self.progress(peer, len(got))
+                    if ahead is not None:
+                        got, ahead = await ahead, None
+                    else:
+                        got = await self.source.read_since(peer, index,
+                                                           min(self.batch, hi - index))
+                except CompactedError as exc:
+                    if index == lo - 1 and exc.first_available <= lo:
+                        index = lo  # only the re-offered entry is gone: nothing to compare
+                        continue
+                    self.compacted[peer] = exc.first_available
+                    log.warning("%s", exc)
+                    return copied
+                if not got:
+                    break  # the source holds less than it announced: the next event says more
+                if got[0][0] != index:
+                    raise CodecError(f"source returned index {got[0][0]} of {peer} for a "
+                                     f"read from {index}")
+                entries = [e for _, e in got]
+                following = got[-1][0] + 1
+                if following < hi:
+                    ahead = asyncio.ensure_future(self.source.read_since(
+                        peer, following, min(self.batch, hi - following)))
+                for a, b in byte_chunks(entries):
+                    try:
+                        copied += await self.target.apply_many(peer, index + a, entries[a:b])
+                    except DeferredError as exc:
+                        return copied + await self._defer(peer, index + a, entries[a:b], exc)
+                index = following
+                if self.progress is not None:
+                    self.progress(peer, len(got))
+        finally:
+            if ahead is not None:  # an early return or a failure: the read is not needed
+                ahead.cancel()
         return copied
 
     async def _defer(self, peer: UUID, start: int, batch: list[DecodedEntry],

@@ -283,6 +283,11 @@ class SharedFolder(AsyncClosing):
 
     # -- diagnosis ------------------------------------------------------------
 
+    def check_copies_with(self, authentic: Callable[[UUID, int, list[DecodedEntry]], bool]
+                          ) -> None:
+        """Judge sync tools' conflict copies by signature (`ChainReader.authentic`)."""
+        self._reader.authentic = authentic
+
     def doctor(self) -> FolderDiagnosis:
         """Everything wrong in the shared folder and everything ignored there."""
         self._check_open()
@@ -434,11 +439,6 @@ class FileLog(SharedFolder):
         `OwnLogWriter.compact_below`); returns how many files were removed."""
         self._check_open()
         return len(self._writer.compact_below(upto))
-
-    def check_copies_with(self, authentic: Callable[[UUID, int, list[DecodedEntry]], bool]
-                          ) -> None:
-        """Judge sync tools' conflict copies by signature (`ChainReader.authentic`)."""
-        self._reader.authentic = authentic
 
     def set_aside_from(self, index: int) -> int:
         """Move this origin's entries from ``index`` on aside (see

@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import logging
 import resource
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -124,13 +125,36 @@ def _config(replica: SqliteOplog | PostgresOplog, tokens: TokenStore,
         ssl_keyfile=options.tls_key)
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (IPv4 or IPv6, as the host resolves)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 @contextlib.asynccontextmanager
 async def running(replica: SqliteOplog | PostgresOplog, tokens: TokenStore,
                   options: ServeOptions) -> AsyncIterator[uvicorn.Server]:
-    """A relay serving ``replica`` in this event loop until the block exits."""
+    """A relay serving ``replica`` in this event loop until the block exits.
+
+    The listening socket is bound here, before uvicorn starts, so a port in use is
+    an `OSError` (``EADDRINUSE``) the caller can act on, not uvicorn's exit."""
     await _connect(replica)
     server = uvicorn.Server(_config(replica, tokens, options))
-    task = asyncio.create_task(server.serve())
+    try:
+        sock = _listen(options.host, options.port)
+    except OSError:
+        await replica.close()
+        raise
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()  # raises what stopped it (a port in use, …)

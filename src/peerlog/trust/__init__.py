@@ -8,6 +8,7 @@ no keyring is in a plain (0.1-style) group and syncs unsealed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -230,3 +231,17 @@ async def encrypt_group(home: Path, store: Any, folder: Path) -> tuple[Keyring, 
     ring.save(home)
     write_group_doc(folder, {"format": 1, "group": str(ring.group)})
     return ring, start
+
+
+async def verify_folder(trust: Trust, folder: Any) -> dict[UUID, Distrust]:
+    """Read and verify every origin of a shared folder (a `SharedFolder`) through this
+    device's keys: what would be withheld from each, and why (for `doctor` and
+    `status`).  Conflict copies are judged by signature too (the folder's own
+    ``doctor()`` then lists unsigned ones as forged)."""
+    sealed = SealedLog(folder, trust.opener, trust.ring.origin)
+    await sealed.erased()
+    for peer in await asyncio.to_thread(folder.list_peers):
+        index = 0
+        while got := await sealed.read_since(peer, index):
+            index = got[-1][0] + 1
+    return {p: d for p, d in sealed.withheld().items() if isinstance(d, Distrust)}

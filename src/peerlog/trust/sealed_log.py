@@ -83,6 +83,9 @@ class SealedLog:
         self._ahead: dict[UUID, tuple[int, list[DecodedEntry]]] = {}
         self._last: dict[UUID, tuple[int, DecodedEntry]] = {}
         self._known_end: dict[UUID, int] = {}
+        self._leftover: dict[UUID, tuple[int, list[DecodedEntry]]] = {}
+        """Per origin, transport slots read past the last range delivered: the next read
+        from there starts with them instead of reading them again."""
         self._own_checked = -1
         check_copies = getattr(inner, "check_copies_with", None)
         if check_copies is not None:
@@ -176,17 +179,27 @@ class SealedLog:
         pending: list[DecodedEntry] = []  # transport slots from `pstart` in no range yet
         pstart = pos = index
         drained = False
+        left = self._leftover.pop(peer, None)
+        fresh = left is not None and left[0] == index  # slots read by the last call
+        if fresh:
+            assert left is not None
+            pending = left[1]
+            pos = index + len(pending)
         while len(out) < want:
-            batch = await self.inner.read_since(peer, pos, max(want - len(out), _READ_CHUNK))
-            if not batch:
-                drained = True
-                break
-            pos = batch[-1][0] + 1
-            pending.extend(e for _, e in batch)
-            known = self.opener.erasures.get(peer, {})
-            unknown = {i for i, e in batch if type(e) is Expunged and i not in known}
-            if unknown:  # the records vouching for them come later in the log
-                await self._look_ahead(peer, max(unknown) + 1, self._vouched(peer, unknown))
+            if not fresh:
+                batch = await self.inner.read_since(peer, pos,
+                                                    max(want - len(out), _READ_CHUNK))
+                if not batch:
+                    drained = True
+                    break
+                pos = batch[-1][0] + 1
+                pending.extend(e for _, e in batch)
+                known = self.opener.erasures.get(peer, {})
+                unknown = {i for i, e in batch if type(e) is Expunged and i not in known}
+                if unknown:  # the records vouching for them come later in the log
+                    await self._look_ahead(peer, max(unknown) + 1,
+                                           self._vouched(peer, unknown))
+            fresh = False
             cut = 0
             erased_ends = self.opener.carrier_erasures.get(peer, {})
             ends = [i for i, e in enumerate(pending)
@@ -230,6 +243,8 @@ class SealedLog:
                     break
             pending, pstart = pending[cut:], pstart + cut
         bad = self.opener.distrust.get(peer)
+        if pending and not drained:
+            self._leftover[peer] = (pstart, pending)
         if drained and pending:
             self._pending(peer, pstart, pending)
         elif bad is not None and (drained or index + len(out) > bad.from_index):
@@ -544,6 +559,7 @@ class SealedLog:
         await write(index, Expunged(slot.digest))
         self._ahead.pop(self.own, None)
         self._last.pop(self.own, None)
+        self._leftover.pop(self.own, None)
         return True
 
 
