@@ -160,6 +160,17 @@ def test_the_demo_converges(tmp_path: Path) -> None:
     assert "converged" in done.stdout
 
 
+def test_the_demo_converges_as_an_encrypted_group_that_the_folder_cannot_read(
+        tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "peerlog.cli", "demo", "--devices", "3",
+                           "--changes", "300", "--dir", str(tmp_path), "--encrypted"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "converged" in done.stdout
+    assert "not found" in done.stdout
+    assert (tmp_path / "device-1" / "group.json").exists()
+
+
 def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"peerlog {peerlog.__version__}"

@@ -692,4 +692,5 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     from peerlog.cli.demo import run_demo
 
     return await run_demo(devices=args.devices, changes=args.changes,
-                          workdir=Path(args.dir) if args.dir else None)
+                          workdir=Path(args.dir) if args.dir else None,
+                          encrypted=args.encrypted)

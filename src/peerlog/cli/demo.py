@@ -27,8 +27,9 @@ class DeviceView:
     log: list[str] = field(default_factory=list)
 
 
-def render(views: list[DeviceView], devices: int, changes: int, elapsed: float) -> Table:
-    total = devices * changes
+def render(views: list[DeviceView], devices: int, changes: int, elapsed: float,
+           records: int = 0) -> Table:
+    total = devices * changes + records
     out = Table(title=f"peerlog demo: {devices} devices x {changes} changes through one "
                       f"shared folder ({elapsed:.1f} s)", title_justify="left")
     for column in ("device", "peer id", "phase", "made offline", "entries held", "state hash"):
@@ -59,7 +60,31 @@ async def _follow(view: DeviceView, stream: asyncio.StreamReader) -> None:
             view.phase, view.held, view.hash = "done", event["held"], event["hash"]
 
 
-async def run_demo(devices: int, changes: int, workdir: Path | None) -> int:
+async def form_group(homes: list[Path]) -> int:
+    """The first home founds an encrypted group and invites every other; returns how many
+    trust records that wrote (an admit and a hello per invited device)."""
+    from peerlog.home import open_device
+    from peerlog.trust import invite_device, join_code, start_group
+
+    async with open_device(homes[0], create=True) as store:
+        trust = await start_group(homes[0], store)
+        codes = [(await invite_device(trust, store)).code for _ in homes[1:]]
+    for home, code in zip(homes[1:], codes, strict=True):
+        ring, hello = join_code(code)
+        async with open_device(home, create=True, origin=ring.origin) as store:
+            ring.save(home)
+            await store.oplog.append(hello)
+    return 2 * len(codes)
+
+
+def plaintext_files(folder: Path, needles: list[bytes]) -> tuple[int, list[str]]:
+    """How many files ``folder`` holds, and those in which any of ``needles`` appears."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return len(files), [str(p) for p in files if any(n in p.read_bytes() for n in needles)]
+
+
+async def run_demo(devices: int, changes: int, workdir: Path | None,
+                   encrypted: bool = False) -> int:
     if devices < 2 or changes < 1:
         console.print("the demo needs at least 2 devices and 1 change each")
         return 2
@@ -68,21 +93,24 @@ async def run_demo(devices: int, changes: int, workdir: Path | None) -> int:
         folder = root / "shared"
         folder.mkdir(parents=True, exist_ok=True)
         views = [DeviceView(n + 1) for n in range(devices)]
+        homes = [root / f"device-{n + 1}" for n in range(devices)]
+        records = await form_group(homes) if encrypted else 0
         started = time.monotonic()
         procs = [await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "peerlog.cli.demo_device", str(root / f"device-{n + 1}"),
-            str(folder), str(devices), str(changes), str(n + 1),
+            sys.executable, "-m", "peerlog.cli.demo_device", str(homes[n]),
+            str(folder), str(devices), str(changes), str(n + 1), str(records),
             stdout=asyncio.subprocess.PIPE) for n in range(devices)]
         followers = [asyncio.create_task(_follow(v, p.stdout))  # type: ignore[arg-type]
                      for v, p in zip(views, procs, strict=True)]
-        with Live(render(views, devices, changes, 0), console=rich_console(),
+        with Live(render(views, devices, changes, 0, records), console=rich_console(),
                   refresh_per_second=8) as live:
             while not all(f.done() for f in followers):
                 await asyncio.sleep(0.125)
-                live.update(render(views, devices, changes, time.monotonic() - started))
+                live.update(render(views, devices, changes, time.monotonic() - started,
+                                   records))
             codes = [await p.wait() for p in procs]
             elapsed = time.monotonic() - started
-            live.update(render(views, devices, changes, elapsed))
+            live.update(render(views, devices, changes, elapsed, records))
         console.print()
         hashes = {v.hash for v in views}
         converged = len(hashes) == 1 and "" not in hashes and all(c == 0 for c in codes)
@@ -93,6 +121,13 @@ async def run_demo(devices: int, changes: int, workdir: Path | None) -> int:
         else:
             console.print(f"[red]not converged[/red]: exit codes {codes}, "
                           f"{len(hashes)} distinct state hashes")
+        if encrypted and converged:
+            count, found = plaintext_files(folder, [b"change 0 of device 1", b"todos"])
+            if found:
+                console.print(f"[red]plaintext in the shared folder[/red]: {found}")
+                return 1
+            console.print(f"encrypted group: searched the {count} files of the shared folder "
+                          "for the changes' text and table names: not found")
         if workdir:
             console.print(f"files kept in {root}; try `peerlog --home {root}/device-1 "
                           f"status --folder {folder}`")

@@ -1,10 +1,11 @@
 """One demo device, run as its own OS process by `peerlog demo`.
 
-    python -m peerlog.cli.demo_device HOME FOLDER DEVICES CHANGES SEED
+    python -m peerlog.cli.demo_device HOME FOLDER DEVICES CHANGES SEED [RECORDS]
 
 Makes CHANGES random changes while "offline", then syncs with FOLDER until it
-holds every device's changes (DEVICES x CHANGES entries).  It reports on
-stdout, one JSON object per line, so the parent can show progress.
+holds every device's changes (DEVICES x CHANGES entries, plus RECORDS trust
+records when the home is in an encrypted group).  It reports on stdout, one
+JSON object per line, so the parent can show progress.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from peerlog.drivers import FileLogIngester, FileLogPublisher
 from peerlog.filelog import FileLog
+from peerlog.home import through_trust
 from peerlog.state import StateStore
 
 TABLES = ("todos", "notes")
@@ -34,7 +36,8 @@ async def held(store: StateStore) -> int:
     return sum((await store.oplog.cursors()).values())
 
 
-async def main(home: Path, folder: Path, devices: int, changes: int, seed: int) -> None:
+async def main(home: Path, folder: Path, devices: int, changes: int, seed: int,
+               records: int = 0) -> None:
     rng = random.Random(seed)
     async with StateStore(home / "device.sqlite") as store:
         report(event="ready", peer=str(store.origin))
@@ -57,9 +60,10 @@ async def main(home: Path, folder: Path, devices: int, changes: int, seed: int) 
             report(event="offline", made=min(done + BATCH, changes), held=await held(store))
         # Online: publish and take in until everyone's changes are here.
         log = FileLog(folder, store.origin, poll_interval=0.05)
-        publisher = FileLogPublisher(store.oplog, log)
-        ingester = FileLogIngester(log, store.oplog)
-        total = devices * changes
+        shared = through_trust(home, store, log, folder=folder)  # sealed, if encrypted
+        publisher = FileLogPublisher(store.oplog, shared)
+        ingester = FileLogIngester(shared, store.oplog)
+        total = devices * changes + records
         while True:
             await publisher.run_once()
             await ingester.run_once()
@@ -77,4 +81,4 @@ async def main(home: Path, folder: Path, devices: int, changes: int, seed: int) 
 if __name__ == "__main__":
     Path(sys.argv[1]).mkdir(parents=True, exist_ok=True)
     asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
-                     int(sys.argv[5])))
+                     int(sys.argv[5]), int(sys.argv[6]) if len(sys.argv) > 6 else 0))

@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, default=4)
     p.add_argument("--changes", type=int, default=2_000, help="changes per device")
     p.add_argument("--dir", metavar="DIR", help="keep the demo's files here")
+    p.add_argument("--encrypted", action="store_true",
+                   help="the devices form an encrypted group; the folder is then searched "
+                        "for the changes' text")
     return parser
 
 
