@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from peerlog.cli.main import main
@@ -15,6 +17,14 @@ class Run:
         code = main(list(argv))
         out, err = self.capsys.readouterr()
         return code, out, err
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """An empty shared folder."""
+    path = tmp_path / "shared"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture

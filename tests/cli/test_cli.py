@@ -14,13 +14,6 @@ from peerlog.cli.main import main
 from tests.cli.conftest import Run
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    path = tmp_path / "shared"
-    path.mkdir()
-    return path
-
-
 def test_init_creates_a_device_and_says_its_peer_id(run: Run, tmp_path: Path) -> None:
     code, out, _ = run("--home", str(tmp_path / "a"), "init", "--json")
     assert code == 0

@@ -12,13 +12,6 @@ from tests.cli.conftest import Run
 from tests.helpers import files_holding
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    return shared
-
-
 def home(tmp_path: Path, name: str) -> str:
     return str(tmp_path / name)
 
