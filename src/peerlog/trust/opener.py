@@ -288,13 +288,9 @@ class Opener:
         first slot's epoch; the associated data binds group, slot and epoch, so any other
         slot fails to open) and none a trust record.  None sends the range down the
         careful path, which says what is wrong."""
-        if cipher is None or any(type(s) is not Entry for s in slots):
+        if cipher is None:
             return None
-        opened = cipher.open_many(origin, start, [s.payload for s in slots])  # type: ignore[union-attr]
-        kinds = _RECORD_KINDS
-        if None in opened or any(e.payload[:1] in kinds for e in opened):  # type: ignore[union-attr]
-            return None
-        return opened  # type: ignore[return-value]
+        return cipher.open_many(origin, start, slots, _RECORD_KINDS)  # type: ignore[return-value]
 
     def _openers(self, origin: UUID, slots: Sequence[DecodedEntry]
                  ) -> dict[bytes, Callable[[int, bytes], Entry | None]] | None:
