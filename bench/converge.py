@@ -120,8 +120,9 @@ def one_group(devices: list[StateStore]) -> list[Any]:
 def sealed(log: FileLog, opener: Any, device: StateStore) -> Any:
     from peerlog.trust import SealedLog
 
-    async def record(payload: bytes) -> None:
-        await device.oplog.append(payload)
+    async def record(payload: bytes) -> int:
+        index, _ = await device.oplog.append(payload)
+        return index
     return SealedLog(log, opener, device.origin, record=record)
 
 

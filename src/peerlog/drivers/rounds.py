@@ -258,8 +258,17 @@ class FolderSync(_Live):
         # This device's own log forked (a restored backup, a copied home): continue.
         report.continued = await continue_as_new(self.oplog, self.file_log)
         await asyncio.to_thread(self.file_log.continue_as, report.continued.new)
+        await _adopt(self.file_log, report.continued.new)
         self._drivers()
         return await self.publisher.run_once()
+
+
+async def _adopt(transport: object, new: UUID) -> None:
+    """Tell an encrypted group's view of the folder or relay (`SealedLog.adopt_origin`)
+    that this device now writes ``new``; a plain transport needs nothing."""
+    adopt = getattr(transport, "adopt_origin", None)
+    if adopt is not None:
+        await adopt(new)
 
 
 async def _after_round(snapshots: Snapshots | None, report: SyncReport) -> Compaction | None:
@@ -362,6 +371,7 @@ class RelaySync(_Live):
         # This device's own log forked on the relay (a restored backup, a copied home).
         report.continued = await continue_as_new(self.oplog, self.remote)
         await self._claim(report.continued.old, report.continued.new)
+        await _adopt(self.remote, report.continued.new)
         self._drivers()
         return await self._push()
 

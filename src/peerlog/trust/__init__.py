@@ -66,8 +66,9 @@ class Trust:
                              f"device is {own}: the home's group.json belongs to another "
                              "device")
 
-        async def record(payload: bytes) -> None:
-            await append(payload)
+        async def record(payload: bytes) -> int:
+            index, _ = await append(payload)
+            return int(index)
         return SealedLog(transport, self.opener, own, record=record)
 
     # -- the shared folder's group document ------------------------------------------

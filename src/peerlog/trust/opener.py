@@ -187,10 +187,15 @@ class Opener:
         return Ed25519PublicKey.from_public_bytes(hello.sign_key), None, hello
 
     def _admits(self, origin: UUID, hello: records.Hello) -> bool:
+        """Whether ``hello`` admits ``origin``: signed by an invite a member issued for it,
+        by the group's passphrase key, or by a member's own key (a member that continues
+        as a new origin: a restored or copied device)."""
         invite = self.ring.invites.get(hello.invite_key)
         if invite is not None and invite.origin != origin:
             return False
-        if invite is None and hello.invite_key != self.ring.passphrase_key:
+        continues = any(m.sign_key == hello.invite_key and m.removed_from is None
+                        for o, m in self.ring.members.items() if o != origin)
+        if invite is None and hello.invite_key != self.ring.passphrase_key and not continues:
             return False
         message = records.hello_message(self.ring.group, origin, hello.sign_key,
                                         hello.exchange_key)

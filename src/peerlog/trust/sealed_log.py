@@ -46,8 +46,8 @@ RANGE_ENTRIES = 4096
 RANGE_BYTES = 768 << 10
 _READ_CHUNK = 4096
 
-Record = Callable[[bytes], Awaitable[None]]
-"""Appends a trust record to this device's own log (its oplog)."""
+Record = Callable[[bytes], Awaitable[int | None]]
+"""Appends a trust record to this device's own log (its oplog); returns its index."""
 
 
 def _cuts(sizes: Sequence[int]) -> list[tuple[int, int]]:
@@ -87,6 +87,9 @@ class SealedLog:
         """Per origin, transport slots read past the last range delivered: the next read
         from there starts with them instead of reading them again."""
         self._own_checked = -1
+        self._hello_at: int | None = None
+        """Where the hello of a continued origin sits in its log: its first range reaches
+        it, so readers meet the hello before anything it must vouch for."""
         check_copies = getattr(inner, "check_copies_with", None)
         if check_copies is not None:
             check_copies(self._authentic)
@@ -428,6 +431,27 @@ class SealedLog:
         self._own_checked = end
         return end
 
+    # -- a device that continues as a new origin --------------------------------------
+
+    async def adopt_origin(self, new: UUID) -> None:
+        """This device now writes ``new`` (it continued as a new origin: a restored or
+        copied device, `peerlog.drivers.fork`): the keyring follows, and a hello signed
+        with the device's member key opens the new log, so the other members admit it."""
+        from peerlog.trust import group as groups
+
+        ring = self.opener.ring
+        me = ring.members.get(self.own) or ring.own_member()
+        signer = ring.signer
+        ring.origin = new
+        ring.members[new] = me
+        if self.opener._on_learned is not None:
+            self.opener._on_learned()
+        self.own = new
+        self._known_end.clear()
+        self._own_checked = -1
+        if self._record is not None:
+            self._hello_at = await self._record(groups.hello(ring, signer))
+
     # -- snapshots ------------------------------------------------------------------
 
     @property
@@ -479,7 +503,12 @@ class SealedLog:
             ciphers[offset] = cipher
             bodies[offset] = cipher.seal(self.own, start + offset, entry)
         ranges = []
-        for lo, hi in _cuts([len(b) for b in bodies]):
+        cuts = _cuts([len(b) for b in bodies])
+        hello = self._hello_at
+        if start == 0 and hello is not None and hello < len(bodies):
+            cuts = [(0, hello + 1)] + [(lo + hello + 1, hi + hello + 1)
+                                       for lo, hi in _cuts([len(b) for b in bodies[hello + 1:]])]
+        for lo, hi in cuts:
             ranges.append(seal_range(ciphers[hi - 1], signer, self.own, start + lo,
                                      list(bodies[lo:hi])))
         return ranges
