@@ -132,11 +132,13 @@ def through_trust(home: Path, store: StateStore, transport: _T, *,
     through its group's seals (`peerlog.trust.SealedLog`) when the device is in an
     encrypted group, as it is otherwise.  `WrongGroupError` when ``folder`` belongs to
     another group, or to an encrypted one this device has no key for."""
-    from peerlog.trust import Trust, read_group_doc
+    from peerlog.trust import PlainLog, Trust, read_group_doc
 
     trust = Trust.load(home)
     if trust is None:
-        doc = read_group_doc(folder) if folder is not None else None
+        if folder is None:  # a relay has no group document: its entries say
+            return cast(_T, PlainLog(transport))
+        doc = read_group_doc(folder)
         if doc is not None:
             raise WrongGroupError(
                 f"{folder} belongs to encrypted group {doc['group']}, and this device has no "
@@ -145,4 +147,5 @@ def through_trust(home: Path, store: StateStore, transport: _T, *,
         return transport
     if folder is not None:
         trust.claim_folder(folder)
-    return cast(_T, trust.wrap(transport, store.origin, store.oplog.append))
+    return cast(_T, trust.wrap(transport, store.origin, store.oplog.append,
+                               strict_group=folder is None))

@@ -63,3 +63,29 @@ async def test_members_converge_through_a_relay_that_sees_no_plaintext(
         for needle in MARKERS:
             assert needle not in stored
             assert needle.hex().encode() not in stored
+
+
+async def test_a_device_without_the_key_or_of_another_group_is_told_so_by_a_relay(
+        tmp_path: Path) -> None:
+    db = f"sqlite:{tmp_path / 'relay.db'}"
+    [member] = await group_of(tmp_path / "group", 1)
+    [stranger] = await group_of(tmp_path / "other", 1)
+    plain = tmp_path / "plain"
+    async with peerlog.open(plain, live=False):
+        pass
+    async with peerlog.open(plain, live=False) as device:
+        plain_origin = device.peer_id
+    origins = [origin_of(member), origin_of(stranger), plain_origin]
+    async with relay(db, origins) as (url, tokens):  # type: ignore[arg-type]
+        async with peerlog.open(member, server=url, token=tokens[origins[0]],  # type: ignore[index]
+                                live=False) as device:
+            await device.put("t", "k", "v")
+            assert (await device.sync_now()).ok
+        ring = Keyring.load(member)
+        assert ring is not None
+        for home, token in ((plain, tokens[origins[2]]), (stranger, tokens[origins[1]])):  # type: ignore[index]
+            async with peerlog.open(home, server=url, token=token, live=False) as device:
+                with pytest.raises(peerlog.WrongGroupError) as caught:
+                    await device.sync_now()
+                assert ring.group.bytes[:8].hex() in str(caught.value)
+                assert "invite" in str(caught.value)

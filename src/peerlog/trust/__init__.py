@@ -22,9 +22,10 @@ from peerlog.trust import group as groups
 from peerlog.trust import records
 from peerlog.trust.keyring import GROUP_FILE, Keyring, Member
 from peerlog.trust.opener import Distrust, Opener
-from peerlog.trust.sealed_log import SealedLog
+from peerlog.trust.sealed_log import PlainLog, SealedLog
 
-__all__ = ["GROUP_FILE", "Distrust", "Keyring", "Member", "Opener", "SealedLog", "Trust"]
+__all__ = ["GROUP_FILE", "Distrust", "Keyring", "Member", "Opener", "PlainLog", "SealedLog",
+           "Trust"]
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,11 @@ class Trust:
             self.ring.absorb(on_disk)
         self.ring.save(self.home)
 
-    def wrap(self, transport: Any, own: UUID, append: Any) -> SealedLog:
+    def wrap(self, transport: Any, own: UUID, append: Any, *,
+             strict_group: bool = False) -> SealedLog:
         """``transport`` seen through this group's seals; ``append`` adds a payload to the
-        device's own log (``oplog.append``)."""
+        device's own log (``oplog.append``).  With ``strict_group`` (a relay: it has no
+        group document), entries of another group are a `WrongGroupError`."""
         if own != self.ring.origin:
             raise TrustError(f"the keyring is for device {self.ring.origin}, but this "
                              f"device is {own}: the home's group.json belongs to another "
@@ -69,7 +72,8 @@ class Trust:
         async def record(payload: bytes) -> int:
             index, _ = await append(payload)
             return int(index)
-        return SealedLog(transport, self.opener, own, record=record)
+        return SealedLog(transport, self.opener, own, record=record,
+                         strict_group=strict_group)
 
     # -- the shared folder's group document ------------------------------------------
 

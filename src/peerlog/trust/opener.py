@@ -211,6 +211,9 @@ class Opener:
         """The plain entries of one signed range ``[start, start+len)`` whose last slot is
         its carrier (or an erased carrier vouched for); or why not."""
         first = slots[0]
+        bad = self._check_shape(origin, start, first)
+        if bad is not None and bad.kind in ("foreign-group", "unsealed"):
+            return None, bad  # said before anything about who signed it
         epoch = first.payload[9:13] if type(first) is Entry else b""
         cipher = self.ring.cipher(int.from_bytes(epoch, "big")) if len(epoch) == 4 else None
         end = start + len(slots)

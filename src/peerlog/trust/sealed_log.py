@@ -31,17 +31,19 @@ from peerlog.sync.errors import (
     DivergenceError,
     InvalidArgumentError,
     TrustError,
+    WrongGroupError,
 )
 from peerlog.sync.faces import Applied, WithheldRange
 from peerlog.trust import records
 from peerlog.trust.opener import Distrust, Opener, range_hash
-from peerlog.trust.sealing import CARRIER, header, is_sealed, seal_range, slot_digest
+from peerlog.trust.sealing import CARRIER, SEALED, header, is_sealed, seal_range, slot_digest
 from peerlog.trust.snapshots import open_snapshot, seal_snapshot
 
 log = logging.getLogger(__name__)
 
 _REMOVE, _GRANT = bytes([records.REMOVE]), bytes([records.GRANT])
 _CARRIER_KIND = bytes([CARRIER])
+_SEALED_KINDS = (bytes([SEALED]), bytes([CARRIER]))
 RANGE_ENTRIES = 4096
 RANGE_BYTES = 768 << 10
 _READ_CHUNK = 4096
@@ -75,8 +77,9 @@ class SealedLog:
     """
 
     def __init__(self, inner: Any, opener: Opener, own: UUID, *,
-                 record: Record | None = None) -> None:
+                 record: Record | None = None, strict_group: bool = False) -> None:
         self.inner = inner
+        self._strict_group = strict_group
         self.opener = opener
         self.own = own
         self._record = record
@@ -301,6 +304,10 @@ class SealedLog:
               ) -> tuple[int, list[DecodedEntry]] | None:
         """Record ``bad`` (logged once per origin and point) and return what verified
         before it."""
+        if bad.kind == "foreign-group" and self._strict_group:
+            raise WrongGroupError(f"{self.inner!r} holds entries of another group: {bad.detail}"
+                                  "; join that group with an invite code from one of its "
+                                  "devices, or sync with another relay")
         if self.opener.distrust.get(peer) != bad:
             log.warning("withholding entries of %s: %s", peer, bad)
         self.opener.distrust[peer] = bad
@@ -607,3 +614,33 @@ class _SealedShelf:
 
     def read(self, name: str) -> bytes:
         return open_snapshot(self._inner.read(name), self._ring)
+
+
+class PlainLog:
+    """A relay as a device in no encrypted group sees it: as it is, except that meeting a
+    sealed entry is a `WrongGroupError` naming the group, never a silent skip (a shared
+    folder says so up front, with its ``peerlog-group.json``)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+    async def read_since(self, peer: UUID, from_index: int,
+                         limit: int | None = None) -> list[tuple[int, DecodedEntry]]:
+        got: list[tuple[int, DecodedEntry]] = await self.inner.read_since(peer, from_index,
+                                                                          limit)
+        for _, entry in got:
+            if type(entry) is Entry and entry.payload[:1] in _SEALED_KINDS \
+                    and is_sealed(entry.payload):
+                raise WrongGroupError(
+                    f"{self.inner!r} holds entries of encrypted group "
+                    f"{header(entry.payload).tag.hex()}… (device {peer} wrote them), and this "
+                    "device has no key for it: join that group with an invite code from one "
+                    "of its devices (`peerlog invite` there, `peerlog init --join CODE` on a "
+                    "new home here)")
+        return got
