@@ -95,3 +95,31 @@ async def test_a_relay_keeps_only_sealed_snapshots(
             assert (await device.compact()).snapshot is not None
         assert b"relay-snap-marker" not in relay_bytes(db)
         assert b"relay-snap-marker".hex().encode() not in relay_bytes(db)
+
+
+async def test_a_planted_snapshot_is_never_loaded_by_a_member(tmp_path: Path) -> None:
+    """Someone with write access plants a plain snapshot claiming entries of a device whose
+    log is gone: a newcomer of the encrypted group refuses it and loads nothing from it."""
+    from peerlog import StateStore
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    [writer] = await group_of(tmp_path, 1)
+    async with peerlog.open(writer, folder=folder, live=False) as device:
+        await device.put("notes", "k", {"text": "real"})
+        await device.sync_now()
+    async with StateStore(tmp_path / "outsider.db") as outsider:
+        await outsider.put("notes", "k", {"text": "PLANTED"})
+        planted = await outsider.snapshot()
+    (folder / "snapshots").mkdir(exist_ok=True)
+    from peerlog.state.snapshot import snapshot_name
+
+    (folder / "snapshots" / snapshot_name(planted)).write_bytes(planted)
+    newcomer = tmp_path / "newcomer"
+    await join(newcomer, await invite(writer))
+    async with peerlog.open(writer, folder=folder, live=False) as device:
+        await device.sync_now()
+    async with peerlog.open(newcomer, folder=folder, live=False) as device:
+        report = await device.sync_now()
+        assert report.bootstrapped is None
+        assert await device.get("notes", "k") == {"text": "real"}
