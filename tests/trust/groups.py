@@ -36,3 +36,14 @@ async def group_of(root: Path, count: int) -> list[Path]:
     for home in homes[1:]:
         await join(home, await invite(homes[0]))
     return homes
+
+
+async def newcomer(root: Path, inviter: Path, folder: Path, name: str = "newcomer") -> Path:
+    """A new device invited by ``inviter``, once the inviter published the invite."""
+    import peerlog
+
+    home = root / name
+    await join(home, await invite(inviter))
+    async with peerlog.open(inviter, folder=folder, live=False) as device:
+        await device.sync_now()
+    return home

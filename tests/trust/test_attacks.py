@@ -17,7 +17,7 @@ from peerlog.state.ops import encode_put
 from peerlog.trust import Keyring
 from peerlog.trust.sealing import seal_range
 from tests.helpers import now_ts
-from tests.trust.groups import group_of
+from tests.trust.groups import group_of, newcomer
 
 
 def origin_of(home: Path) -> UUID:
@@ -113,12 +113,7 @@ async def test_a_forged_erasure_is_applied_nowhere_and_reported(tmp_path: Path) 
     assert value == {"v": "real"}
     held = report.withheld[origin_of(victim)]
     assert held.kind == "forged-erasure"
-    newcomer = tmp_path / "newcomer"
-    from tests.trust.groups import invite, join
-
-    await join(newcomer, await invite(reader))
-    await read(reader, folder)  # publishes the invite
-    value, report = await read(newcomer, folder)
+    value, report = await read(await newcomer(tmp_path, reader, folder), folder)
     assert value is None  # never applied: the erased slot and what follows are withheld
     assert report.withheld[origin_of(victim)].kind == "forged-erasure"
 

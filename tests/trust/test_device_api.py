@@ -10,9 +10,8 @@ import peerlog
 from tests.helpers import files_holding
 
 
-async def test_an_app_founds_invites_and_joins_through_the_library(tmp_path: Path) -> None:
-    folder = tmp_path / "shared"
-    folder.mkdir()
+async def test_an_app_founds_invites_and_joins_through_the_library(tmp_path: Path,
+                                                                  folder: Path) -> None:
     async with peerlog.open(tmp_path / "a", folder=folder, encrypted=True,
                             live=False) as a:
         await a.put("todos", "1", {"title": "api-marker"})
@@ -23,9 +22,7 @@ async def test_an_app_founds_invites_and_joins_through_the_library(tmp_path: Pat
     assert files_holding(folder, b"api-marker") == []
 
 
-def test_the_blocking_device_invites_and_removes(tmp_path: Path) -> None:
-    folder = tmp_path / "shared"
-    folder.mkdir()
+def test_the_blocking_device_invites_and_removes(tmp_path: Path, folder: Path) -> None:
     with peerlog.connect(tmp_path / "a", folder=folder, encrypted=True, live=False) as a:
         code = a.invite()
         a.sync_now()

@@ -21,9 +21,7 @@ async def erase_last_put(device: peerlog.Device) -> None:
 
 
 async def test_an_erasure_reaches_members_and_newcomers_through_a_folder(
-        tmp_path: Path) -> None:
-    folder = tmp_path / "shared"
-    folder.mkdir()
+        tmp_path: Path, folder: Path) -> None:
     writer, holder = await group_of(tmp_path, 2)
     async with peerlog.open(writer, folder=folder, live=False) as device:
         await device.put("notes", "n", {"text": "erase me"})

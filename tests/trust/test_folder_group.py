@@ -18,9 +18,7 @@ async def sync_all(homes: list[Path], folder: Path, rounds: int = 2) -> None:
                 assert report.ok, report
 
 
-async def test_members_converge_through_a_folder(tmp_path: Path) -> None:
-    folder = tmp_path / "shared"
-    folder.mkdir()
+async def test_members_converge_through_a_folder(tmp_path: Path, folder: Path) -> None:
     homes = await group_of(tmp_path, 3)
     for i, home in enumerate(homes):
         async with peerlog.open(home, folder=folder, live=False) as device:
@@ -32,9 +30,7 @@ async def test_members_converge_through_a_folder(tmp_path: Path) -> None:
                 (f"k{i}", {"title": f"milk {i}"}) for i in range(3)]
 
 
-async def test_no_table_key_or_value_is_visible_in_the_folder(tmp_path: Path) -> None:
-    folder = tmp_path / "shared"
-    folder.mkdir()
+async def test_no_table_key_or_value_is_visible_in_the_folder(tmp_path: Path, folder: Path) -> None:
     homes = await group_of(tmp_path, 2)
     async with peerlog.open(homes[0], folder=folder, live=False) as device:
         await device.put("secret-table", "secret-key", {"v": "secret-marker-value"})

@@ -12,9 +12,7 @@ from tests.trust.groups import group_of
 
 
 async def test_a_restored_encrypted_device_continues_and_the_group_admits_it(
-        tmp_path: Path) -> None:
-    folder = tmp_path / "shared"
-    folder.mkdir()
+        tmp_path: Path, folder: Path) -> None:
     a, b = await group_of(tmp_path, 2)
     async with peerlog.open(a, folder=folder, live=False) as device:
         await device.put("notes", "n0", "before the backup")

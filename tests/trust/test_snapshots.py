@@ -15,7 +15,7 @@ from peerlog.trust import Keyring
 from peerlog.trust.snapshots import open_snapshot, seal_snapshot
 from tests.drivers.test_never_wedges import RELAY_DBS, relay
 from tests.helpers import files_holding
-from tests.trust.groups import group_of, invite, join
+from tests.trust.groups import group_of, newcomer
 from tests.trust.test_attacks import origin_of
 from tests.trust.test_relay_group import relay_bytes
 
@@ -27,9 +27,7 @@ def ring_of(home: Path) -> Keyring:
 
 
 async def test_a_compacted_folder_holds_a_sealed_snapshot_a_newcomer_boots_from(
-        tmp_path: Path) -> None:
-    folder = tmp_path / "shared"
-    folder.mkdir()
+        tmp_path: Path, folder: Path) -> None:
     [writer] = await group_of(tmp_path, 1)
     async with peerlog.open(writer, folder=folder, live=False) as device:
         await device.put_many("notes", {f"k{i}": {"text": f"snap-marker-{i}"}
@@ -41,11 +39,8 @@ async def test_a_compacted_folder_holds_a_sealed_snapshot_a_newcomer_boots_from(
     data = snapshot.read_bytes()
     assert HEADER.unpack_from(data)[2] & FLAG_SEALED
     assert files_holding(folder, b"snap-marker") == []
-    newcomer = tmp_path / "newcomer"
-    await join(newcomer, await invite(writer))
-    async with peerlog.open(writer, folder=folder, live=False) as device:
-        await device.sync_now()
-    async with peerlog.open(newcomer, folder=folder, live=False) as device:
+    async with peerlog.open(await newcomer(tmp_path, writer, folder), folder=folder,
+                            live=False) as device:
         report = await device.sync_now()
         assert report.ok, report
         assert await device.get("notes", "k7") == {"text": "snap-marker-7"}
@@ -97,13 +92,12 @@ async def test_a_relay_keeps_only_sealed_snapshots(
         assert b"relay-snap-marker".hex().encode() not in relay_bytes(db)
 
 
-async def test_a_planted_snapshot_is_never_loaded_by_a_member(tmp_path: Path) -> None:
+async def test_a_planted_snapshot_is_never_loaded_by_a_member(tmp_path: Path,
+                                                              folder: Path) -> None:
     """Someone with write access plants a plain snapshot claiming entries of a device whose
     log is gone: a newcomer of the encrypted group refuses it and loads nothing from it."""
     from peerlog import StateStore
 
-    folder = tmp_path / "shared"
-    folder.mkdir()
     [writer] = await group_of(tmp_path, 1)
     async with peerlog.open(writer, folder=folder, live=False) as device:
         await device.put("notes", "k", {"text": "real"})
@@ -115,11 +109,8 @@ async def test_a_planted_snapshot_is_never_loaded_by_a_member(tmp_path: Path) ->
     from peerlog.state.snapshot import snapshot_name
 
     (folder / "snapshots" / snapshot_name(planted)).write_bytes(planted)
-    newcomer = tmp_path / "newcomer"
-    await join(newcomer, await invite(writer))
-    async with peerlog.open(writer, folder=folder, live=False) as device:
-        await device.sync_now()
-    async with peerlog.open(newcomer, folder=folder, live=False) as device:
+    async with peerlog.open(await newcomer(tmp_path, writer, folder), folder=folder,
+                            live=False) as device:
         report = await device.sync_now()
         assert report.bootstrapped is None
         assert await device.get("notes", "k") == {"text": "real"}
