@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -168,15 +169,18 @@ class Keyring:
     # -- persistence --------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
+        """The keyring as JSON.  Copies of the tables are taken first: a file log's
+        reader thread may learn a member while this runs (a conflict copy's check)."""
+        members, invites = dict(self.members), dict(self.invites)
         return {
             "format": FORMAT, "group": str(self.group), "origin": str(self.origin),
             "epochs": {str(e): b64(k) for e, k in sorted(self.epochs.items())},
             "sign": b64(self.sign_seed), "exchange": b64(self.exchange_seed),
             "members": {str(o): {"sign": b64(m.sign_key), "exchange": b64(m.exchange_key),
                                  "removed_from": m.removed_from}
-                        for o, m in self.members.items()},
+                        for o, m in members.items()},
             "invites": {b64(k): {"origin": str(i.origin), "expires_ms": i.expires_ms}
-                        for k, i in self.invites.items()},
+                        for k, i in invites.items()},
             "passphrase_key": None if self.passphrase_key is None else b64(self.passphrase_key),
             "encrypted_from": {str(o): i for o, i in self.encrypted_from.items()},
         }
@@ -211,7 +215,9 @@ class Keyring:
     def save(self, home: Path) -> None:
         """Write ``home/group.json`` atomically, mode 0600."""
         path = home / GROUP_FILE
-        tmp = path.with_name(f".{GROUP_FILE}.tmp")
+        # A temporary name of its own per writer: two processes (or a reader thread and
+        # the event loop) may save at once, and the last rename wins whole.
+        tmp = path.with_name(f".{GROUP_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(self.to_json(), f, indent=1)

@@ -194,7 +194,7 @@ class Opener:
         if invite is not None and invite.origin != origin:
             return False
         continues = any(m.sign_key == hello.invite_key and m.removed_from is None
-                        for o, m in self.ring.members.items() if o != origin)
+                        for o, m in list(self.ring.members.items()) if o != origin)
         if invite is None and hello.invite_key != self.ring.passphrase_key and not continues:
             return False
         message = records.hello_message(self.ring.group, origin, hello.sign_key,
