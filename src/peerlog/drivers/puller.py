@@ -126,12 +126,10 @@ class Puller:
         # Start one entry early: re-offering the last held entry is a no-op when
         # both sides agree, and a DivergenceError where two devices forked the
         # origin (they diverge right after their common prefix).
-        return await self._copy_from(peer, lo, hi, lo - 1 if lo > 0 else 0)
-
-    async def _copy_from(self, peer: UUID, lo: int, hi: int, index: int) -> int:
-        """Copy ``[index, hi)``.  The next batch is read while the current one is applied:
-        reading (a file log's decoding, an encrypted group's opening) and applying (the
-        target's SQLite thread) then overlap on two cores."""
+        # The next batch is read while the current one is applied: reading (a file log's
+        # decoding, an encrypted group's opening) and applying (the target's SQLite
+        # thread) then overlap on two cores.
+        index = lo - 1 if lo > 0 else 0
         copied = 0
         ahead: asyncio.Future[list[tuple[int, DecodedEntry]]] | None = None
         try:

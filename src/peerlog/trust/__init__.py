@@ -82,7 +82,7 @@ class Trust:
         it belongs to), and mark it as this group's when it is new."""
         doc = read_group_doc(folder)
         if doc is None:
-            peers = [n for n in os.listdir(folder) if _is_device_folder(n)]
+            peers = _device_folders(folder)
             if peers:
                 raise WrongGroupError(
                     f"{folder} holds an unencrypted group ({len(peers)} device(s)); this "
@@ -131,10 +131,11 @@ class Trust:
         return record.encode()
 
 
-def _is_device_folder(name: str) -> bool:
+def _device_folders(folder: Path) -> list[str]:
+    """The device folders a shared folder holds (a plain group's, before any document)."""
     from peerlog.filelog.names import peer_of_folder
 
-    return peer_of_folder(name) is not None
+    return [name for name in os.listdir(folder) if peer_of_folder(name) is not None]
 
 
 def read_group_doc(folder: Path) -> dict[str, Any] | None:
@@ -203,7 +204,7 @@ def passphrase_for_folder(home: Path, origin: UUID, folder: Path, passphrase: st
     folder has none; returns ``(ring, hello, created)``."""
     doc = read_group_doc(folder)
     if doc is None:
-        peers = [name for name in os.listdir(folder) if _is_device_folder(name)]
+        peers = _device_folders(folder)
         if peers:
             raise WrongGroupError(f"{folder} already holds an unencrypted group: use an "
                                   "empty folder for a passphrase group")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -37,10 +36,6 @@ from peerlog.sync.errors import CodecError
 from peerlog.trust import records
 from peerlog.trust.keyring import Keyring, Member
 from peerlog.trust.sealing import (
-    CARRIER,
-    OVERHEAD,
-    SEALED,
-    TRAILER_SIZE,
     EpochCipher,
     group_tag,
     header,
@@ -49,8 +44,6 @@ from peerlog.trust.sealing import (
     verify_range,
 )
 
-_SEALED_KIND, _CARRIER_KIND = bytes([SEALED]), bytes([CARRIER])
-_MIN_CARRIER = OVERHEAD + TRAILER_SIZE
 _RECORD_KINDS = frozenset(bytes([k]) for k in records.KINDS)
 
 log = logging.getLogger(__name__)
@@ -244,13 +237,10 @@ class Opener:
         fast = self._open_plainly(origin, start, slots, cipher) if hello is None else None
         if fast is not None:
             return fast, None
-        openers = self._openers(origin, slots)
-        if openers is None:  # some slot is not fit to open: say which and why
-            for offset, slot in enumerate(slots):
-                bad = self._check_shape(origin, start + offset, slot)
-                if bad is not None:
-                    return None, bad
-            openers = {}
+        for offset, slot in enumerate(slots):  # some slot may not be fit to open: say why
+            bad = self._check_shape(origin, start + offset, slot)
+            if bad is not None:
+                return None, bad
         out: list[DecodedEntry] = []
         learned = False
         if hello is not None:
@@ -269,9 +259,7 @@ class Opener:
                 out.append(Expunged(digest))
                 continue
             assert type(slot) is Entry
-            open_slot = openers.get(slot.payload[9:13])
-            opened = open_slot(index, slot.payload) if open_slot is not None else \
-                self._open(origin, index, slot)
+            opened = self._open(origin, index, slot)
             if opened is None:
                 return None, Distrust(origin, index, "forged",
                                       f"entry {index} does not open with the group's key: "
@@ -299,28 +287,6 @@ class Opener:
         if cipher is None:
             return None
         return cipher.open_many(origin, start, slots, _RECORD_KINDS)  # type: ignore[return-value]
-
-    def _openers(self, origin: UUID, slots: Sequence[DecodedEntry]
-                 ) -> dict[bytes, Callable[[int, bytes], Entry | None]] | None:
-        """Per key epoch (as its 4 header bytes) a slot opener for ``origin``, when every
-        slot of ``slots`` is sealed by this group with an epoch held here; else None."""
-        tag, ring = self._tag, self.ring
-        out: dict[bytes, Callable[[int, bytes], Entry | None]] = {}
-        for slot in slots:
-            if type(slot) is Expunged:
-                continue
-            payload = slot.payload  # type: ignore[union-attr]
-            kind = payload[:1]
-            if (kind != _SEALED_KIND and (kind != _CARRIER_KIND or len(payload) < _MIN_CARRIER)
-                    ) or len(payload) < OVERHEAD or payload[1:9] != tag:
-                return None
-            epoch = payload[9:13]
-            if epoch not in out:
-                cipher = ring.cipher(int.from_bytes(epoch, "big"))
-                if cipher is None:
-                    return None
-                out[epoch] = cipher.opener(origin)
-        return out
 
     def learn_range(self, origin: UUID, start: int, slots: Sequence[DecodedEntry]) -> None:
         """Learn the trust records of a range that ``origin`` signed, skipping the entries
@@ -395,6 +361,3 @@ class Opener:
                     carriers[index] = (range_start, hashed)
             return False
         return False
-
-    def now_ms(self) -> int:
-        return int(time.time() * 1000)

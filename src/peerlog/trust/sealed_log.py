@@ -28,12 +28,12 @@ from peerlog.sync.defaults import DEFAULT_READ_BATCH
 from peerlog.sync.entry import DecodedEntry, Entry, Expunged
 from peerlog.sync.errors import (
     CompactedError,
-    DivergenceError,
     InvalidArgumentError,
     TrustError,
     WrongGroupError,
 )
 from peerlog.sync.faces import Applied, WithheldRange
+from peerlog.sync.rules import reconcile
 from peerlog.trust import records
 from peerlog.trust.opener import Distrust, Opener, range_hash
 from peerlog.trust.sealing import CARRIER, SEALED, header, is_sealed, seal_range, slot_digest
@@ -65,8 +65,7 @@ def _cuts(sizes: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def _is_carrier(slot: DecodedEntry) -> bool:
-    return type(slot) is Entry and slot.payload[:1] == bytes([CARRIER]) \
-        and is_sealed(slot.payload)
+    return type(slot) is Entry and slot.payload[:1] == _CARRIER_KIND and is_sealed(slot.payload)
 
 
 class SealedLog:
@@ -228,13 +227,13 @@ class SealedLog:
                             peer, run_start, "unverifiable",
                             f"the range signed at {at} begins at {rstart}, before the "
                             "log's first available entry"), index, out)
+                    await self._vouch_erasures(peer, rstart, before)
                     run = before + run
                 elif rstart != run_start:
                     return self._fail(peer, Distrust(
                         peer, run_start, "forged",
                         f"entries of device {peer} from {run_start} are covered by no "
                         f"signature of it (a range claims to start at {rstart})"), index, out)
-                await self._vouch_erasures(peer, rstart, run)
                 opened, bad = self.opener.open_range(peer, rstart, run)
                 if bad is not None and bad.kind == "key-missing":
                     # A grant of that epoch may come later in this log: learn, then retry.
@@ -343,12 +342,12 @@ class SealedLog:
         for peer, slots in raw.items():
             if peer == self.own:
                 continue
-            unknown = {i for i, _ in slots if i >= self.opener.ring.encrypted_from.get(
-                peer, 0)} - set(self.opener.erasures.get(peer, {}))
+            plain_end = self.opener.ring.encrypted_from.get(peer, 0)
+            unknown = {i for i, _ in slots if i >= plain_end} - set(
+                self.opener.erasures.get(peer, {}))
             if unknown:
                 await self._look_ahead(peer, min(unknown), self._vouched(peer, unknown))
             known = self.opener.erasures.get(peer, {})
-            plain_end = self.opener.ring.encrypted_from.get(peer, 0)
             vouched = sorted([(i, known[i]) for i, _ in slots if i in known] + [
                 (i, d) for i, d in slots if i < plain_end])
             if vouched:
@@ -543,10 +542,7 @@ class SealedLog:
             held = await self.read_since(peer, start_index, min(end, start_index + len(entries))
                                          - start_index)
             for (index, ours), theirs in zip(held, entries, strict=False):
-                if ours != theirs and not (type(ours) is not type(theirs)
-                                           and ours.digest == theirs.digest):
-                    raise DivergenceError(peer, index, "the relay holds a different entry "
-                                          "there")
+                reconcile(peer, index, ours, theirs)  # the slot rule: DivergenceError
             skip = min(end - start_index, len(entries))
             entries, start_index = entries[skip:], start_index + skip
         new = 0

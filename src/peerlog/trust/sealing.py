@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -147,7 +147,8 @@ class EpochCipher:
     def open(self, origin: UUID, index: int, payload: bytes) -> Entry | None:
         """The entry sealed in ``payload`` at that slot; None when it does not open
         (another key, slot or group, or altered bytes)."""
-        return self.opener(origin)(index, payload)
+        opened = self.open_many(origin, index, [Entry(0, payload)])
+        return opened[0] if opened else None
 
     def open_many(self, origin: UUID, start: int, slots: Sequence[DecodedEntry],
                   skip: frozenset[bytes] = frozenset()) -> list[Entry] | None:
@@ -174,21 +175,6 @@ class EpochCipher:
         except InvalidTag:
             return None
         return out
-
-    def opener(self, origin: UUID) -> Callable[[int, bytes], Entry | None]:
-        """`open` for one origin, with what every slot shares computed once."""
-        decrypt, prefix, epoch = self._aead.decrypt, self._prefix(origin), self._epoch
-        body = _HEAD.size
-
-        def open_slot(index: int, payload: bytes) -> Entry | None:
-            end = len(payload) - TRAILER_SIZE if payload[0] == CARRIER else len(payload)
-            try:
-                plain = decrypt(payload[body:HEAD_SIZE], payload[HEAD_SIZE:end],
-                                prefix + index.to_bytes(8, "big") + epoch)
-            except InvalidTag:
-                return None
-            return Entry(int.from_bytes(plain[:8], "big"), plain[8:])
-        return open_slot
 
 
 def seal_range(cipher: EpochCipher, signer: Ed25519PrivateKey, origin: UUID, start: int,
