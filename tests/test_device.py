@@ -54,7 +54,7 @@ async def test_a_device_without_a_place_to_sync_still_holds_state(tmp_path: Path
         assert await a.get("t", "k") == [1, 2]
         assert await a.get("t", "missing", None) is None
         assert a.status.where is None
-        with pytest.raises(peerlog.SyncError, match="no folder or server"):
+        with pytest.raises(peerlog.SyncError, match="no folder, server or bucket"):
             await a.sync_now()
 
 
@@ -159,5 +159,5 @@ def test_a_device_compacts_and_a_new_one_starts_from_its_snapshot(tmp_path: Path
 
 def test_compacting_a_device_that_does_not_sync_is_refused(tmp_path: Path) -> None:
     with peerlog.connect(tmp_path / "alone", live=False) as device, \
-            pytest.raises(peerlog.SyncError, match="no folder or server"):
+            pytest.raises(peerlog.SyncError, match="no folder, server or bucket"):
         device.compact()

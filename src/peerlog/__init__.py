@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "CompactedError": "peerlog.sync",
     "SnapshotError": "peerlog.sync",
     "StateSnapshot": "peerlog.state.snapshot",
+    "BucketLog": "peerlog.bucket",
+    "BucketStore": "peerlog.bucket",
     "Closeable": "peerlog.sync",
     "ClosedError": "peerlog.sync",
     "CodecError": "peerlog.sync",
@@ -115,6 +117,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from peerlog.bucket import (
+        BucketLog as BucketLog,
+    )
+    from peerlog.bucket import (
+        BucketStore as BucketStore,
+    )
     from peerlog.device import (
         BlockingDevice as BlockingDevice,
     )
@@ -370,6 +378,8 @@ __all__ = [
     "Applied",
     "ApplyHook",
     "BackendError",
+    "BucketLog",
+    "BucketStore",
     "BlockingDevice",
     "Change",
     "ClockSkewError",

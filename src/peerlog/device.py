@@ -34,13 +34,16 @@ from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Mappi
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from peerlog.drivers.fork import Continued
 from peerlog.drivers.rounds import FolderSync, RelaySync, SyncReport
 from peerlog.drivers.snapshots import Compaction
 from peerlog.filelog.log import FileLog
+
+if TYPE_CHECKING:
+    from peerlog.bucket import BucketLog
 from peerlog.home import (
     home_dir,
     load_sync,
@@ -91,20 +94,23 @@ class Device:
     def __init__(self, home: str | os.PathLike[str] | None = None, *,
                  folder: str | os.PathLike[str] | None = None, server: str | None = None,
                  token: str | None = None, ca: str | None = None, create: bool = True,
-                 live: bool = True, encrypted: bool = False, join: str | None = None) -> None:
-        if folder is not None and server is not None:
-            raise ValueError("a device syncs with a folder or a server, not both")
+                 live: bool = True, encrypted: bool = False, join: str | None = None,
+                 bucket: str | None = None, endpoint: str | None = None) -> None:
+        if sum(place is not None for place in (folder, server, bucket)) > 1:
+            raise ValueError("a device syncs with one folder, server or bucket, not several")
         self.home = home_dir(os.fspath(home) if home is not None else None)
         self._encrypted = encrypted
         self._join = join
         self._folder = os.fspath(folder) if folder is not None else None
         self._server = server
+        self._bucket = bucket
+        self._endpoint = endpoint
         self._token = token
         self._ca = ca
         self._create = create
         self._live = live
         self._store: StateStore | None = None
-        self._log: FileLog | None = None
+        self._log: FileLog | BucketLog | None = None
         self._remote: Any = None  # a RemoteReplica, imported only when a server is used
         self._sync: FolderSync | RelaySync | None = None
         self._task: asyncio.Task[None] | None = None
@@ -123,7 +129,8 @@ class Device:
             await self._store.close()
             self._store = None
             raise
-        where = None if self._sync is None else (self._server or self._folder)
+        where = None if self._sync is None else \
+            (self._server or self._folder or self._bucket)
         self._status = SyncStatus(self._store.origin, where)
         if self._sync is not None:
             # One round before the application reads: a program that starts, reads and
@@ -185,9 +192,11 @@ class Device:
 
     async def _open_sync(self, store: StateStore) -> FolderSync | RelaySync | None:
         saved = load_sync(self.home)
-        if self._folder is None and self._server is None:
+        if self._folder is None and self._server is None and self._bucket is None:
             self._folder = saved.get("folder")
             self._server = saved.get("server")
+            self._bucket = saved.get("bucket")
+            self._endpoint = self._endpoint or saved.get("endpoint")
         if self._folder is not None:
             folder = shared_folder(self._folder)
             self._folder = str(folder)
@@ -195,6 +204,14 @@ class Device:
             self._log = FileLog(folder, store.origin)
             return FolderSync(store.oplog, through_trust(self.home, store, self._log,
                                                          folder=folder), state=store)
+        if self._bucket is not None:
+            from peerlog.bucket import BucketLog
+
+            self._log = BucketLog(self._bucket, store.origin, endpoint=self._endpoint)
+            save_sync(self.home, bucket=self._bucket,
+                      **({"endpoint": self._endpoint} if self._endpoint else {}))
+            return FolderSync(store.oplog, through_trust(self.home, store, self._log),
+                              state=store)
         if self._server is not None:
             from peerlog.net.client import RemoteReplica  # the relay extra, only when used
 
@@ -324,7 +341,7 @@ class Device:
     async def sync_now(self) -> SyncReport:
         """One sync round now; `SyncError` when the device does not sync."""
         if self._sync is None:
-            raise SyncError("this device has no folder or server to sync with")
+            raise SyncError("this device has no folder, server or bucket to sync with")
         report = await self._sync.run_once()
         self._record(report)
         return report
@@ -334,22 +351,25 @@ class Device:
         there and in this device's database (`peerlog compact`; docs/contract.md,
         "Snapshots and compaction"); `SyncError` when the device does not sync."""
         if self._sync is None:
-            raise SyncError("this device has no folder or server to compact")
+            raise SyncError("this device has no folder, server or bucket to compact")
         return await self._sync.compact()
 
 
 def open(home: str | os.PathLike[str] | None = None, *,
          folder: str | os.PathLike[str] | None = None, server: str | None = None,
          token: str | None = None, ca: str | None = None, create: bool = True,
-         live: bool = True, encrypted: bool = False, join: str | None = None) -> Device:
-    """The `Device` in ``home``, syncing with ``folder`` or ``server`` (or with what it
-    synced with last); use as ``async with peerlog.open(...) as device``.
+         live: bool = True, encrypted: bool = False, join: str | None = None,
+         bucket: str | None = None, endpoint: str | None = None) -> Device:
+    """The `Device` in ``home``, syncing with a shared ``folder``, a relay ``server`` or an
+    object-storage ``bucket`` URL (``s3://bucket/prefix`` with an optional S3-compatible
+    ``endpoint``, ``gs://``, ``az://``, ``file:///path``), or with what it synced with
+    last; use as ``async with peerlog.open(...) as device``.
 
     A new device founds an encrypted group with ``encrypted=True``, or joins one with
     ``join=`` an invite code (`Device.invite`); after that its keys are used by
     themselves."""
     return Device(home, folder=folder, server=server, token=token, ca=ca, create=create,
-                  live=live, encrypted=encrypted, join=join)
+                  live=live, encrypted=encrypted, join=join, bucket=bucket, endpoint=endpoint)
 
 
 class BlockingDevice:
@@ -470,8 +490,9 @@ class BlockingDevice:
 def connect(home: str | os.PathLike[str] | None = None, *,
             folder: str | os.PathLike[str] | None = None, server: str | None = None,
             token: str | None = None, ca: str | None = None, create: bool = True,
-            live: bool = True, encrypted: bool = False,
-            join: str | None = None) -> BlockingDevice:
+            live: bool = True, encrypted: bool = False, join: str | None = None,
+            bucket: str | None = None, endpoint: str | None = None) -> BlockingDevice:
     """`open` for programs that are not async: an open `BlockingDevice`."""
     return BlockingDevice(Device(home, folder=folder, server=server, token=token, ca=ca,
-                                 create=create, live=live, encrypted=encrypted, join=join))
+                                 create=create, live=live, encrypted=encrypted, join=join,
+                                 bucket=bucket, endpoint=endpoint))

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from peerlog import (
+    BucketLog,
     DecodedEntry,
     Entry,
     Expunged,
@@ -29,6 +30,7 @@ from peerlog.net import Grant, RemoteReplica, TokenStore
 from peerlog.net.serve import ServeOptions, running
 from tests.helpers import ORIGINALS, free_port
 from tests.pg import cluster
+from tests.s3 import s3
 
 
 class SourceHarness(Protocol):
@@ -130,6 +132,21 @@ class FileLogHarness:
             await log.close()
 
 
+class BucketHarness(FileLogHarness):
+    """The bucket log, on the session's loopback S3 server: one fresh bucket per test."""
+
+    name = "bucket"
+
+    def __init__(self, tmp: Path) -> None:
+        self.url = s3().fresh_bucket()
+        self._opened: list[Any] = []
+
+    def _open(self, origin: UUID) -> Any:
+        log = BucketLog(self.url, origin, poll_interval=0.05)
+        self._opened.append(log)
+        return log
+
+
 class PostgresHarness(_ReplicaHarnessBase):
     """A fresh schema on the session's real PostgreSQL server."""
 
@@ -203,5 +220,5 @@ REPLICA_KINDS: dict[str, ReplicaKind] = {
     "remote": RemoteHarness,
 }
 SOURCE_KINDS: dict[str, ReplicaKind | type[FileLogHarness]] = {
-    **REPLICA_KINDS, "filelog": FileLogHarness,
+    **REPLICA_KINDS, "filelog": FileLogHarness, "bucket": BucketHarness,
 }

@@ -34,6 +34,7 @@ from peerlog.sync.faces import Deferral
 if TYPE_CHECKING:  # imported where used: `peerlog get` should not pay for sync and rich
     from rich.progress import Progress
 
+    from peerlog.bucket import BucketLog
     from peerlog.drivers import FolderSync, RelaySync, SyncReport
     from peerlog.drivers.snapshots import Compaction
     from peerlog.filelog import FileLog, SharedFolder, Withheld
@@ -199,7 +200,7 @@ async def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _lag(store: StateStore, log: FileLog) -> int:
+async def _lag(store: StateStore, log: FileLog | BucketLog) -> int:
     folder = await log.cursors()
     here = await store.oplog.cursors()
     return sum(hi - lo for peer, (lo, hi) in here.gaps(folder).items() if peer != store.origin)
@@ -274,36 +275,77 @@ def _progress(show: bool) -> tuple[Progress, Callable[[UUID, int], None]]:
     return progress, lambda _peer, n: progress.advance(task, n)
 
 
+def _places(args: argparse.Namespace, saved: dict[str, str], command: str
+            ) -> tuple[str | None, str | None, str | None]:
+    """``(folder, server, bucket)``: the one given, else the one this device last synced
+    with; exit 2 when more than one is given."""
+    given = [name for name in ("folder", "server", "bucket") if getattr(args, name, None)]
+    if len(given) > 1:
+        raise CliError(f"{command} takes one of --folder DIR, --server URL or --bucket URL, "
+                       "not several", code=2)
+    if given:
+        return tuple(getattr(args, n, None) if n == given[0] else None  # type: ignore[return-value]
+                     for n in ("folder", "server", "bucket"))
+    return saved.get("folder"), saved.get("server"), saved.get("bucket")
+
+
+def _endpoint(args: argparse.Namespace, saved: dict[str, str]) -> str | None:
+    """``--endpoint``, else the one remembered with the bucket."""
+    return getattr(args, "endpoint", None) or saved.get("endpoint")
+
+
+def _bucket_log(url: str, endpoint: str | None, origin: UUID) -> BucketLog:
+    from peerlog.bucket import BucketLog
+    from peerlog.sync.errors import InvalidArgumentError
+
+    try:
+        return BucketLog(url, origin, endpoint=endpoint)
+    except InvalidArgumentError as exc:
+        raise CliError(str(exc), code=2) from None
+
+
+def _remember_bucket(home: Path, url: str, endpoint: str | None) -> None:
+    save_sync(home, bucket=url, **({"endpoint": endpoint} if endpoint else {}))
+
+
 async def cmd_sync(args: argparse.Namespace) -> int:
-    """Sync with ``--folder`` or ``--server``, or with what this device synced with last."""
+    """Sync with ``--folder``, ``--server`` or ``--bucket``, or with what this device
+    synced with last."""
     home = home_dir(args.home)
-    if args.folder and args.server:
-        raise CliError("sync takes one of --folder DIR or --server URL, not both", code=2)
     saved = load_sync(home)
-    folder = args.folder or (None if args.server else saved.get("folder"))
-    server = args.server or (None if args.folder else saved.get("server"))
+    folder, server, bucket = _places(args, saved, "sync")
     if folder:
-        return await _sync_folder(args, home, shared_folder(folder))
+        return await _sync_shared(args, home, folder=shared_folder(folder))
     if server:
         return await _sync_server(args, home, server, saved)
-    raise CliError("sync needs --folder DIR or --server URL (this device has not synced "
-                   "before, so there is nothing to remember)", code=2)
+    if bucket:
+        return await _sync_shared(args, home, bucket=bucket, endpoint=_endpoint(args, saved))
+    raise CliError("sync needs --folder DIR, --server URL or --bucket URL (this device has "
+                   "not synced before, so there is nothing to remember)", code=2)
 
 
-async def _sync_folder(args: argparse.Namespace, home: Path, folder: Path) -> int:
+async def _sync_shared(args: argparse.Namespace, home: Path, *, folder: Path | None = None,
+                       bucket: str | None = None, endpoint: str | None = None) -> int:
+    """Rounds with a shared folder or a bucket (the same drivers serve both)."""
     from peerlog.drivers import FolderSync
     from peerlog.filelog import FileLog
 
     async with open_device(home) as store:
-        save_sync(home, folder=str(folder))
-        log = FileLog(folder, store.origin)
+        log: FileLog | BucketLog
+        if folder is not None:
+            save_sync(home, folder=str(folder))
+            log, where = FileLog(folder, store.origin), str(folder)
+        else:
+            assert bucket is not None
+            log, where = _bucket_log(bucket, endpoint, store.origin), bucket
+            _remember_bucket(home, bucket, endpoint)
         try:
             show = not args.json and await _lag(store, log) >= BIG_SYNC
             progress, advance = _progress(show)
             with progress:
                 sync = FolderSync(store.oplog, through_trust(home, store, log, folder=folder),
                                   progress=advance, state=store)
-                return await _sync_rounds(sync, str(folder), args, progress)
+                return await _sync_rounds(sync, where, args, progress)
         finally:
             await log.close()
 
@@ -312,14 +354,17 @@ async def cmd_compact(args: argparse.Namespace) -> int:
     """Publish a snapshot where this device syncs and remove what it makes redundant."""
     home = home_dir(args.home)
     saved = load_sync(home)
-    folder = args.folder or (None if args.server else saved.get("folder"))
-    server = args.server or (None if args.folder else saved.get("server"))
-    if not folder and not server:
-        raise CliError("compact needs --folder DIR or --server URL (this device has not "
-                       "synced before)", code=2)
+    folder, server, bucket = _places(args, saved, "compact")
+    if not folder and not server and not bucket:
+        raise CliError("compact needs --folder DIR, --server URL or --bucket URL (this "
+                       "device has not synced before)", code=2)
     async with open_device(home) as store:
         if folder:
-            done, where = await _compact_folder(home, store, shared_folder(folder), args), folder
+            done, where = await _compact_shared(home, store, args, folder=shared_folder(
+                folder)), folder
+        elif bucket:
+            done, where = await _compact_shared(home, store, args, bucket=bucket,
+                                                endpoint=_endpoint(args, saved)), bucket
         else:
             assert server is not None
             done, where = await _compact_relay(home, store, server, args, saved), server
@@ -340,12 +385,18 @@ async def cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _compact_folder(home: Path, store: StateStore, folder: Path,
-                          args: argparse.Namespace) -> Compaction:
+async def _compact_shared(home: Path, store: StateStore, args: argparse.Namespace, *,
+                          folder: Path | None = None, bucket: str | None = None,
+                          endpoint: str | None = None) -> Compaction:
     from peerlog.drivers import FolderSync
     from peerlog.filelog import FileLog
 
-    log = FileLog(folder, store.origin)
+    log: FileLog | BucketLog
+    if folder is not None:
+        log = FileLog(folder, store.origin)
+    else:
+        assert bucket is not None
+        log = _bucket_log(bucket, endpoint, store.origin)
     try:
         sync = FolderSync(store.oplog, through_trust(home, store, log, folder=folder),
                           state=store)
@@ -454,8 +505,10 @@ async def cmd_status(args: argparse.Namespace) -> int:
     async with open_device(home_dir(args.home)) as store:
         here = await store.oplog.cursors()
         folder_extents = None
-        if args.folder:
-            async with SharedFolder(shared_folder(args.folder)) as reader:
+        if args.folder or args.bucket:
+            reader: SharedFolder | BucketLog = SharedFolder(shared_folder(args.folder)) \
+                if args.folder else _bucket_log(args.bucket, args.endpoint, store.origin)
+            async with reader:
                 folder_extents = await reader.cursors()
                 withheld = dict(await asyncio.to_thread(reader.withheld))
                 withheld.update(await _distrusted(home_dir(args.home), reader))
@@ -495,8 +548,9 @@ async def cmd_status(args: argparse.Namespace) -> int:
            if folder_extents is not None else [])
         for r in rows])
     if withheld:
+        doctor = f"--bucket {args.bucket}" if args.bucket else f"--folder {args.folder}"
         console.print(f"[red]entries of {len(withheld)} device(s) are withheld[/red]: run "
-                      f"`peerlog doctor --folder {args.folder}`", highlight=False)
+                      f"`peerlog doctor {doctor}`", highlight=False)
     if skipped:
         console.print(f"[yellow]{skipped} operation(s) skipped by the state view[/yellow] "
                       "(not valid state operations; kept in the log)", highlight=False)
@@ -522,7 +576,7 @@ async def _relay_cursors(args: argparse.Namespace, store: StateStore) -> PeerCur
         return await relay.cursors()
 
 
-async def _distrusted(home: Path, folder: SharedFolder) -> dict[UUID, Any]:
+async def _distrusted(home: Path, folder: SharedFolder | BucketLog) -> dict[UUID, Any]:
     """For a device of an encrypted group: what its keys would withhold in ``folder``
     (forged, removed, not a member, ...), by origin (`peerlog.trust.verify_folder`)."""
     if not (home / "group.json").exists():
@@ -541,20 +595,27 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
     from peerlog.filelog import SharedFolder
     from peerlog.filelog.chain import Problem
 
-    folder = shared_folder(args.folder)
-    log = SharedFolder(folder)
+    log: SharedFolder | BucketLog
+    if args.bucket:
+        from uuid import uuid4
+
+        log = _bucket_log(args.bucket, args.endpoint, uuid4())  # reads only: any origin
+        place: str = args.bucket
+    else:
+        folder = shared_folder(args.folder)
+        log, place = SharedFolder(folder), str(folder)
     try:
         distrusted = await _distrusted(home_dir(args.home), log)
         report = await asyncio.to_thread(log.doctor)
     finally:
         await log.close()
     problems = report.all_problems() + [
-        Problem(peer, str(folder / str(peer)), bad.kind, bad.detail, bad.from_index)
+        Problem(peer, f"{place.rstrip('/')}/{peer}", bad.kind, bad.detail, bad.from_index)
         for peer, bad in distrusted.items()]
     healthy = report.healthy and all(bad.kind == "removed" for bad in distrusted.values())
     if args.json:
         emit_json({
-            "folder": report.root, "healthy": healthy,
+            ("bucket" if args.bucket else "folder"): report.root, "healthy": healthy,
             "origins": [{"origin": str(o.origin), "entries": o.extent, "first": o.first,
                          "segments": o.segments,
                          "problems": len(o.problems), "clock_ahead_ms": o.ahead_ms}
@@ -570,7 +631,7 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
                                 for m in report.missing],
         })
         return 0 if healthy else 1
-    table(f"{folder}: {len(report.origins)} device log(s)",
+    table(f"{place}: {len(report.origins)} device log(s)",
           ["origin", "entries", "from", "segments", "problems"],
           [[str(o.origin), str(o.extent), str(o.first), str(o.segments), str(len(o.problems))]
            for o in report.origins])

@@ -47,6 +47,17 @@ def _group_command(name: str) -> Command:
     return run
 
 
+def _bucket_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bucket", metavar="URL",
+                   help="an object-storage bucket instead of a folder: s3://BUCKET/PREFIX "
+                        "(any S3-compatible service with --endpoint), gs://, az://, "
+                        "file:///PATH; credentials from the usual AWS_*, GOOGLE_*, AZURE_* "
+                        "variables (remembered: later runs may omit it)")
+    p.add_argument("--endpoint", metavar="URL",
+                   help="with --bucket s3://: the S3-compatible server (MinIO, R2, B2, ...); "
+                        "else $AWS_ENDPOINT_URL, else AWS")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="peerlog", description="Local-first sync through per-device append-only logs.")
@@ -131,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one JSON document (with --watch: one JSON line per round)")
     p.add_argument("--server", metavar="URL",
                    help="a relay instead of a folder (remembered: later runs may omit it)")
+    _bucket_options(p)
     p.add_argument("--token", metavar="TOKEN",
                    help="this device's relay token, remembered in the device home; '-' "
                         "reads it from stdin (else $PEERLOG_TOKEN)")
@@ -146,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--folder", metavar="DIR")
     where.add_argument("--server", metavar="URL", help="compare with a relay ('in_folder' "
                                                        "then counts the relay's entries)")
+    where.add_argument("--bucket", metavar="URL", help="compare with a bucket")
+    p.add_argument("--endpoint", metavar="URL", help="with --bucket: an S3-compatible server")
     p.add_argument("--token", help="the relay token (default: the one remembered)")
     p.add_argument("--ca", metavar="FILE", help="extra CA certificate for the relay")
     p.add_argument("--json", action="store_true")
@@ -155,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folder", metavar="DIR",
                    help="the shared folder (default: where this device syncs)")
     p.add_argument("--server", metavar="URL", help="a relay (default: where this device syncs)")
+    _bucket_options(p)
     p.add_argument("--token", help="the relay token (default: the one saved for it)")
     p.add_argument("--ca", metavar="PEM", help="extra CA certificates to trust for the relay")
     p.add_argument("--retention-days", type=int, default=defaults.RETENTION_MS // 86_400_000,
@@ -162,8 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "compaction back (default: %(default)s)")
     p.add_argument("--json", action="store_true")
     p = command("doctor", commands.cmd_doctor,
-                "what is wrong in a shared folder, and what was ignored")
-    p.add_argument("--folder", metavar="DIR", required=True)
+                "what is wrong in a shared folder or bucket, and what was ignored")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--folder", metavar="DIR")
+    where.add_argument("--bucket", metavar="URL", help="an object-storage bucket (s3://, gs://, "
+                                                       "az://, file://)")
+    p.add_argument("--endpoint", metavar="URL", help="with --bucket: an S3-compatible server")
     p.add_argument("--json", action="store_true")
     p = command("serve", commands.cmd_serve, "the relay server")
     p.add_argument("--db", metavar="URL", required=True,

@@ -36,11 +36,29 @@ class DeviceCursors:
     written_ms: int
 
 
-def write_cursors(folder: Path, origin: UUID, cursors: PeerCursors, now_ms: int) -> None:
-    """Replace ``folder/cursors.json`` (``folder`` is the device's own origin folder)."""
+def encode_cursors(origin: UUID, cursors: PeerCursors, now_ms: int) -> bytes:
+    """The bytes of a cursors file (docs/file-format.md §10)."""
     doc = {"version": CURSORS_VERSION, "origin": str(origin), "written_ms": now_ms,
            "cursors": cursors.to_json()}
-    replace_atomically(folder / CURSORS_FILE, json.dumps(doc, sort_keys=True).encode())
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def decode_cursors(raw: bytes, origin: UUID, where: str) -> DeviceCursors | None:
+    """A cursors file's contents; None (logged) when it is not one this peerlog reads."""
+    try:
+        doc = json.loads(raw)
+        if doc["version"] != CURSORS_VERSION or UUID(doc["origin"]) != origin:
+            raise ValueError("another version or another device's file")
+        return DeviceCursors(origin, PeerCursors.from_json(doc["cursors"]),
+                             int(doc["written_ms"]))
+    except (ValueError, KeyError, TypeError, CodecError) as exc:
+        log.warning("ignoring %s: not a cursors file this peerlog reads (%s)", where, exc)
+        return None
+
+
+def write_cursors(folder: Path, origin: UUID, cursors: PeerCursors, now_ms: int) -> None:
+    """Replace ``folder/cursors.json`` (``folder`` is the device's own origin folder)."""
+    replace_atomically(folder / CURSORS_FILE, encode_cursors(origin, cursors, now_ms))
 
 
 def read_cursors(folder: Path, origin: UUID) -> DeviceCursors | None:
@@ -54,13 +72,4 @@ def read_cursors(folder: Path, origin: UUID) -> DeviceCursors | None:
         log.warning("ignoring %s: %s", path, exc)
         return None
     with os.fdopen(fd, "rb") as f:
-        raw = f.read()
-    try:
-        doc = json.loads(raw)
-        if doc["version"] != CURSORS_VERSION or UUID(doc["origin"]) != origin:
-            raise ValueError("another version or another device's file")
-        return DeviceCursors(origin, PeerCursors.from_json(doc["cursors"]),
-                             int(doc["written_ms"]))
-    except (ValueError, KeyError, TypeError, CodecError) as exc:
-        log.warning("ignoring %s: not a cursors file this peerlog reads (%s)", path, exc)
-        return None
+        return decode_cursors(f.read(), origin, str(path))

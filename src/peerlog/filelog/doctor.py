@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
 
 from peerlog.filelog.chain import Ignored, Problem
+from peerlog.sync.cursors import PeerCursors
+from peerlog.sync.faces import DeviceCursorsFace, SnapshotMeta
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +72,17 @@ class FolderDiagnosis:
     def all_problems(self) -> list[Problem]:
         """Every origin's problems, in origin order."""
         return [p for o in self.origins for p in o.problems]
+
+
+def missing_devices(present: set[UUID], said: Iterable[DeviceCursorsFace],
+                    snapshots: Iterable[SnapshotMeta]) -> tuple[MissingDevice, ...]:
+    """Devices that other devices (``said``) or ``snapshots`` know of, whose log is not
+    ``present`` any more."""
+    held = PeerCursors()
+    for told in said:
+        held = held.merged(told.cursors)
+    covered = PeerCursors()
+    for snap in snapshots:
+        covered = covered.merged(snap.frontier)
+    return tuple(MissingDevice(p, held.of(p), covered.of(p))
+                 for p in sorted(set(held) | set(covered)) if p not in present)

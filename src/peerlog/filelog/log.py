@@ -20,7 +20,12 @@ from uuid import UUID
 
 from peerlog.filelog.acks import DeviceCursors, read_cursors, write_cursors
 from peerlog.filelog.chain import ChainReader, Ignored, OriginChain
-from peerlog.filelog.doctor import FolderDiagnosis, MissingDevice, OriginReport, SnapshotReport
+from peerlog.filelog.doctor import (
+    FolderDiagnosis,
+    OriginReport,
+    SnapshotReport,
+    missing_devices,
+)
 from peerlog.filelog.durable import real_folder
 from peerlog.filelog.names import (
     SNAPSHOTS_FOLDER,
@@ -36,7 +41,7 @@ from peerlog.sync.batch import DEFAULT_READ_BATCH, read_bound
 from peerlog.sync.cursors import CursorStream, PeerCursors
 from peerlog.sync.entry import DecodedEntry, Entry
 from peerlog.sync.errors import BackendError, ClosedError
-from peerlog.sync.faces import AsyncClosing, SnapshotMeta
+from peerlog.sync.faces import AsyncClosing
 from peerlog.sync.hlc import ts_millis, wall_ms
 from peerlog.sync.watch import CursorHub, wait_event
 
@@ -316,19 +321,8 @@ class SharedFolder(AsyncClosing):
         return FolderDiagnosis(
             str(self._root), tuple(origins), tuple(ignored),
             tuple(SnapshotReport(s.name, s.producer, s.covers, s.size) for s in snapshots),
-            self._missing({o.origin for o in origins}, snapshots))
-
-    def _missing(self, present: set[UUID], snapshots: list[SnapshotMeta]
-                 ) -> tuple[MissingDevice, ...]:
-        """Devices that other devices (or snapshots) know of, whose folder is gone."""
-        held = PeerCursors()
-        for said in self.device_cursors().values():
-            held = held.merged(said.cursors)
-        covered = PeerCursors()
-        for snap in snapshots:
-            covered = covered.merged(snap.frontier)
-        return tuple(MissingDevice(p, held.of(p), covered.of(p))
-                     for p in sorted(set(held) | set(covered)) if p not in present)
+            missing_devices({o.origin for o in origins}, self.device_cursors().values(),
+                            snapshots))
 
     def _ahead(self, chain: OriginChain) -> int:
         last = self._last_ms(chain)

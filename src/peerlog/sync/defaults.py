@@ -50,6 +50,13 @@ FOLDER_POLL_INTERVAL = 0.5
 """Seconds between scans of a shared folder where file-system events fail."""
 FOLDER_RESCAN_INTERVAL = 5.0
 """Seconds between safety rescans of a watched folder (some sync tools drop events)."""
+BUCKET_POLL_INTERVAL = 2.0
+"""Seconds between listings of a bucket right after a change (docs/guide.md)..."""
+BUCKET_POLL_MAX = 60.0
+"""... doubling while nothing changes, up to this: an idle device lists a bucket about
+once a minute (one request per device's log, plus one)."""
+BUCKET_FRESH = 0.5
+"""Seconds a bucket listing is reused by reads inside one round (cursors always list)."""
 MAX_SKEW_MS = 60_000
 """How far ahead of this device's clock another device's entry may be stamped.
 
