@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from uuid import uuid4
 
 import pytest
@@ -130,7 +131,6 @@ async def test_a_damaged_batch_withholds_from_there_and_loses_nothing_before(
         log.append_many(0, entries(0, 2))
         log.append_many(2, entries(2, 2))
     key = batch_key(peer(1), 2)
-    assert callable(damage)
     plant(server, bucket, key, damage(raw(server, bucket, key)))
     async with BucketLog(bucket, peer(2)) as reader:
         got = await reader.read_since(peer(1), 0)
@@ -216,10 +216,9 @@ async def test_following_costs_one_list_per_origin_plus_one_and_reads_each_batch
     await wait_until(_async(lambda: server.served(bucket) == expected), within=5)
 
 
-def _async(check: object) -> object:
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     async def wrapped() -> bool:
-        assert callable(check)
-        return bool(check())
+        return check()
     return wrapped
 
 
