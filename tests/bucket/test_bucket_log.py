@@ -126,7 +126,7 @@ async def test_a_foreign_object_is_ignored_and_named_by_doctor(
     (lambda data: b"not a batch at all; " * 4, "not-a-segment"),
 ])
 async def test_a_damaged_batch_withholds_from_there_and_loses_nothing_before(
-        server: S3Server, bucket: str, damage: object, kind: str) -> None:
+        server: S3Server, bucket: str, damage: Callable[[bytes], bytes], kind: str) -> None:
     async with BucketLog(bucket, peer(1)) as log:
         log.append_many(0, entries(0, 2))
         log.append_many(2, entries(2, 2))
