@@ -242,3 +242,25 @@ async def test_an_idle_watch_backs_off_and_a_change_is_still_seen(bucket: str) -
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await watcher.close()
+
+
+async def test_a_local_write_brings_the_poll_back_to_its_quickest(bucket: str) -> None:
+    watcher = BucketLog(bucket, peer(2), poll_interval=0.05, poll_max=10.0)
+    seen: list[object] = []
+
+    async def follow() -> None:
+        async for event in watcher.watch_cursors():
+            seen.append(event)
+
+    task = asyncio.create_task(follow())
+    await asyncio.sleep(1.6)  # idle: the next poll is now about 1.6 s away
+    await asyncio.to_thread(watcher.append_many, 0, entries(0, 1))  # this device writes
+    async with BucketLog(bucket, peer(1)) as other:
+        other.append_many(0, entries(0, 1))  # and another device answers
+    started = asyncio.get_running_loop().time()
+    await wait_until(_async(lambda: any(getattr(e, "cursors", {}).get(peer(1)) == 1
+                                        for e in seen)), within=5)
+    assert asyncio.get_running_loop().time() - started < 1.0
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await watcher.close()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from peerlog import FileLog, FolderSync, RelaySync, SqliteOplog, StateStore, SyncReport
+from peerlog import BucketLog, FileLog, FolderSync, RelaySync, SqliteOplog, StateStore, SyncReport
+from tests.s3 import s3
 
 Sync = Callable[[StateStore, Path], Awaitable[SyncReport]]
 
@@ -24,7 +25,19 @@ async def through_relay(store: StateStore, shared: Path) -> SyncReport:
         return await RelaySync(store.oplog, relay).run_once()
 
 
-@pytest.fixture(params=[through_folder, through_relay], ids=["folder", "relay"])
+_BUCKETS: dict[Path, str] = {}
+
+
+async def through_bucket(store: StateStore, shared: Path) -> SyncReport:
+    # One bucket per test, standing where the test's shared folder would.
+    if shared not in _BUCKETS:
+        _BUCKETS[shared] = s3().fresh_bucket()
+    async with BucketLog(_BUCKETS[shared], store.origin) as log:
+        return await FolderSync(store.oplog, log).run_once()
+
+
+@pytest.fixture(params=[through_folder, through_relay, through_bucket],
+                ids=["folder", "relay", "bucket"])
 def sync(request: pytest.FixtureRequest) -> Sync:
     return request.param  # type: ignore[no-any-return]
 

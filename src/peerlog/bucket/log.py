@@ -179,6 +179,12 @@ class BucketLog(AsyncClosing):
         self._hub = CursorHub(self.cursors, on_first=self._start_following,
                               on_last=self._stop_following)
 
+    place = "the bucket"
+    """What the drivers call it in messages."""
+    safety_round = defaults.BUCKET_SAFETY_ROUND
+    """Seconds between the drivers' safety rounds (a folder's are 30 s): this log's watch
+    is itself a poll, so a safety round only repeats it."""
+
     @property
     def root(self) -> str:
         """The bucket URL (where a folder log has its path)."""

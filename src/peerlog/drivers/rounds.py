@@ -121,6 +121,8 @@ class _Live:
 
     _watched: Sequence[HasCursors]
     _where: str
+    _safety: float = SAFETY_ROUND
+    """Seconds between rounds when nothing is heard of (a missed event)."""
     snapshots: Snapshots | None
     """With a ``state``: bootstrap, acknowledgements and compaction (`Snapshots`)."""
 
@@ -165,7 +167,7 @@ class _Live:
         offline = False
         try:
             while True:
-                await wait_event(wake, SAFETY_ROUND)
+                await wait_event(wake, self._safety)
                 wake.clear()
                 try:
                     report = await self.run_once()
@@ -225,7 +227,10 @@ class FolderSync(_Live):
             Snapshots(oplog, state, FolderPlace(file_log, oplog), progress=progress)
         self._drivers()
         self._watched = (oplog, file_log)
-        self._where = f"the shared folder {getattr(file_log, 'root', file_log)}"
+        self._where = f"{getattr(file_log, 'place', 'the shared folder')} " \
+            f"{getattr(file_log, 'root', file_log)}"
+        # A bucket log's own watch is a poll: the safety round need not repeat it often.
+        self._safety = float(getattr(file_log, "safety_round", SAFETY_ROUND))
 
     def _drivers(self) -> None:
         self.publisher = FileLogPublisher(self.oplog, self.file_log, batch=self._batch)

@@ -55,6 +55,8 @@ BUCKET_POLL_INTERVAL = 2.0
 BUCKET_POLL_MAX = 60.0
 """... doubling while nothing changes, up to this: an idle device lists a bucket about
 once a minute (one request per device's log, plus one)."""
+BUCKET_SAFETY_ROUND = 600.0
+"""Seconds between sync rounds with a bucket when its watch reports nothing."""
 BUCKET_FRESH = 0.5
 """Seconds a bucket listing is reused by reads inside one round (cursors always list)."""
 MAX_SKEW_MS = 60_000

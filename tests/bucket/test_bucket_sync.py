@@ -1,0 +1,175 @@
+"""Devices converge through a bucket: the folder drivers over the bucket log, the
+application API, the command line, snapshots and encrypted groups."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+import peerlog
+from peerlog import BucketLog, BucketStore, FolderSync, StateStore
+from peerlog.cli.main import main
+from peerlog.home import load_sync
+from peerlog.sync.errors import CompactedError
+from tests.helpers import wait_until
+
+
+async def round_of(store: StateStore, bucket: str) -> peerlog.SyncReport:
+    async with BucketLog(bucket, store.origin) as log:
+        report = await FolderSync(store.oplog, log, state=store).run_once()
+    assert report.ok, report.to_json()
+    return report
+
+
+def bucket_bytes(bucket: str) -> bytes:
+    """Every object in the bucket, concatenated: what its provider can read."""
+    store = BucketStore(bucket)
+    return b"".join(store.get(o.key) for o in store.list_keys(""))
+
+
+async def test_two_devices_converge_through_the_bucket(tmp_path: Path, bucket: str) -> None:
+    async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "b.db") as b:
+        await a.put("todo", "1", {"title": "milk"})
+        await b.put("todo", "2", {"title": "eggs"})
+        await b.delete("todo", "1")
+        for _ in range(2):
+            await round_of(a, bucket)
+            await round_of(b, bucket)
+        assert await a.items("todo") == await b.items("todo") == [("2", {"title": "eggs"})]
+        assert await a.state_hash() == await b.state_hash()
+
+
+async def test_live_devices_writing_at_once_converge(tmp_path: Path, bucket: str) -> None:
+    stores = [StateStore(tmp_path / f"{n}.db") for n in range(3)]
+    logs = [BucketLog(bucket, s.origin, poll_interval=0.05, poll_max=0.2) for s in stores]
+    syncs = [FolderSync(s.oplog, log, state=s) for s, log in zip(stores, logs, strict=True)]
+    tasks = [asyncio.create_task(sync.run()) for sync in syncs]
+    try:
+        async def writes(n: int, store: StateStore) -> None:
+            for k in range(30):
+                await store.put("t", f"{n}-{k}", k)
+                await store.put("shared", "last", f"{n}-{k}")
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(writes(n, s) for n, s in enumerate(stores)))
+
+        async def converged() -> bool:
+            cursors = [await s.oplog.cursors() for s in stores]
+            return all(c == cursors[0] for c in cursors) and sum(cursors[0].values()) == 180
+
+        await wait_until(converged, within=30)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for log in logs:
+            await log.close()
+    hashes = {await s.state_hash() for s in stores}
+    assert len(hashes) == 1
+    assert len(await stores[0].items("t")) == 90
+    for store in stores:
+        await store.close()
+
+
+async def test_an_erasure_reaches_every_device_and_leaves_the_bucket(
+        tmp_path: Path, bucket: str) -> None:
+    async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "b.db") as b:
+        index = await a.put("people", "alice", {"email": "alice@example.org"})
+        await round_of(a, bucket)
+        await round_of(b, bucket)
+        assert await b.get("people", "alice") == {"email": "alice@example.org"}
+        await a.oplog.expunge(a.origin, index)
+        await round_of(a, bucket)
+        await round_of(b, bucket)
+        assert b"alice@example.org" not in bucket_bytes(bucket)
+        with pytest.raises(KeyError):
+            await b.get("people", "alice")
+        assert await a.state_hash() == await b.state_hash()
+
+
+async def test_a_new_device_starts_from_a_snapshot_in_the_bucket(
+        tmp_path: Path, bucket: str) -> None:
+    async with StateStore(tmp_path / "a.db") as a, BucketLog(bucket, a.origin) as log:
+        sync = FolderSync(a.oplog, log, state=a)
+        for n in range(40):
+            await a.put("t", str(n % 10), n)
+        done = await sync.compact()
+        assert done.snapshot is not None
+        assert done.segments_removed >= 1
+        await a.put("t", "after", "snapshot")
+        await sync.run_once()
+        expected = await a.state_hash()
+    async with StateStore(tmp_path / "new.db") as new, BucketLog(bucket, new.origin) as log:
+        sync = FolderSync(new.oplog, log, state=new)
+        assert sync.snapshots is not None
+        sync.snapshots.bootstrap_min = 10
+        report = await sync.run_once()
+        assert report.bootstrapped is not None
+        assert report.ingested == 1
+        assert await new.state_hash() == expected
+        with pytest.raises(CompactedError):
+            await new.oplog.read_since(next(iter(report.bootstrapped.moved)), 0)
+
+
+async def test_an_app_opens_a_device_on_a_bucket_and_it_is_remembered(
+        tmp_path: Path, bucket: str) -> None:
+    async with peerlog.open(tmp_path / "a", bucket=bucket, live=False) as a:
+        await a.put("notes", "n", "from a")
+    assert load_sync(tmp_path / "a") == {"bucket": bucket}
+    async with peerlog.open(tmp_path / "b", bucket=bucket, live=False) as b:
+        assert await b.get("notes", "n") == "from a"
+    async with peerlog.open(tmp_path / "a", live=False) as again:
+        assert again.status.where == bucket
+
+
+async def test_an_encrypted_group_syncs_through_a_bucket_it_cannot_read(
+        tmp_path: Path, bucket: str) -> None:
+    async with peerlog.open(tmp_path / "a", bucket=bucket, encrypted=True, live=False) as a:
+        await a.put("secrets", "wifi", "correct horse battery staple")
+        code = await a.invite()
+        await a.sync_now()
+    async with peerlog.open(tmp_path / "b", bucket=bucket, join=code, live=False) as b:
+        assert await b.get("secrets", "wifi") == "correct horse battery staple"
+        await b.put("secrets", "door", "4711-pin-marker")
+    async with peerlog.open(tmp_path / "a", live=False) as a:
+        assert await a.get("secrets", "door") == "4711-pin-marker"
+        await a.compact()  # a sealed snapshot in the bucket too
+    seen = bucket_bytes(bucket)
+    for marker in (b"correct horse", b"4711-pin-marker", b"secrets", b"wifi"):
+        assert marker not in seen
+    async with peerlog.open(tmp_path / "outsider", bucket=bucket, live=False) as outsider:
+        status = outsider.status
+    assert not status.online
+    assert "encrypted group" in (status.error or "")
+
+
+def test_the_command_line_syncs_and_diagnoses_a_bucket(
+        tmp_path: Path, bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
+    homes = [str(tmp_path / name) for name in ("a", "b")]
+    for n, home in enumerate(homes):
+        assert main(["--home", home, "init"]) == 0
+        assert main(["--home", home, "put", "t", f"k{n}", json.dumps(n)]) == 0
+    for home in homes + homes[:1]:
+        assert main(["--home", home, "sync", "--bucket", bucket, "--json"]) == 0
+    capsys.readouterr()
+    assert main(["--home", homes[0], "sync", "--json"]) == 0  # the bucket is remembered
+    assert main(["--home", homes[1], "ls", "t", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "k0" in out
+    assert "k1" in out
+    BucketStore(bucket).put("stray.bin", b"not peerlog's")
+    assert main(["doctor", "--bucket", bucket, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["healthy"]
+    assert [o["entries"] for o in report["origins"]] == [1, 1]
+    assert [i["path"].rsplit("/", 1)[-1] for i in report["ignored"]] == ["stray.bin"]
+
+
+def test_a_bad_bucket_url_is_a_clear_error(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--home", str(tmp_path / "a"), "init"]) == 0
+    assert main(["--home", str(tmp_path / "a"), "sync", "--bucket", "ftp://nope"]) == 2
+    assert "not a bucket URL" in capsys.readouterr().err
