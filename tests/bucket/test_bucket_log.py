@@ -172,6 +172,9 @@ async def test_compaction_starts_the_log_later_and_removes_the_batches_below(
         log.append_many(6, [entry(6)])
         assert await late.cursors() == {peer(1): 7}
         await late.close()
+        assert log.compact_below(7) == 2  # again: everything, and the old start key goes
+        assert [k.rsplit("/", 1)[-1] for k in keys(bucket)] == ["00000000000000000007-start"]
+        assert log.next_index == 7
 
 
 async def test_an_empty_log_can_start_above_zero(bucket: str) -> None:

@@ -173,3 +173,30 @@ def test_a_bad_bucket_url_is_a_clear_error(tmp_path: Path,
     assert main(["--home", str(tmp_path / "a"), "init"]) == 0
     assert main(["--home", str(tmp_path / "a"), "sync", "--bucket", "ftp://nope"]) == 2
     assert "not a bucket URL" in capsys.readouterr().err
+
+
+def test_a_missing_bucket_is_named_and_nothing_is_written(
+        tmp_path: Path, server: object, capsys: pytest.CaptureFixture[str]) -> None:
+    home = str(tmp_path / "a")
+    assert main(["--home", home, "init"]) == 0
+    assert main(["--home", home, "put", "t", "k", "1"]) == 0
+    assert main(["--home", home, "sync", "--bucket", "s3://no-such-bucket/app"]) == 1
+    assert "the bucket does not exist" in capsys.readouterr().err
+    assert main(["--home", home, "get", "t", "k"]) == 0  # the device is as it was
+
+
+async def test_a_local_path_works_as_a_bucket(tmp_path: Path) -> None:
+    url = f"file://{tmp_path / 'bucket'}"
+    async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "b.db") as b:
+        await a.put("t", "a", 1)
+        await b.put("t", "b", 2)
+        for store in (a, b, a):
+            await round_of(store, url)
+        assert await a.state_hash() == await b.state_hash()
+        assert sorted(p.name for p in (tmp_path / "bucket" / str(a.origin)).iterdir()) == \
+            ["00000000000000000000.plog", "cursors.json"]
+        clone = BucketLog(url, a.origin)
+        clone.append_many(1, [peerlog.Entry(5, b"the clone's")])  # a new batch: accepted
+        with pytest.raises(peerlog.DivergenceError):
+            BucketLog(url, a.origin).append_many(1, [peerlog.Entry(6, b"another clone's")])
+        await clone.close()

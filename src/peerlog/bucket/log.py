@@ -176,6 +176,7 @@ class BucketLog(AsyncClosing):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._known = PeerCursors()
         self._reported: set[tuple[str, str]] = set()
+        self._said: dict[UUID, tuple[tuple[str, int], DeviceCursors | None]] = {}
         self._hub = CursorHub(self.cursors, on_first=self._start_following,
                               on_last=self._stop_following)
 
@@ -485,10 +486,10 @@ class BucketLog(AsyncClosing):
                 assert obj.scan is not None
                 for ref in obj.scan.records:
                     for index in ref.erased:
-                        if index < chain.extent:
-                            [(_, marker)] = self._read(chain, index, index + 1)
-                            assert type(marker) is Expunged
-                            out.append((index, marker.digest))
+                        got = self._read(chain, index, index + 1) \
+                            if index < chain.extent else []
+                        if got and type(got[0][1]) is Expunged:
+                            out.append((index, got[0][1].digest))
             return out
 
     async def erased(self) -> dict[UUID, list[tuple[int, bytes]]]:
@@ -526,13 +527,17 @@ class BucketLog(AsyncClosing):
             for peer, listing in sorted(self._listings.items()):
                 if listing.cursors is None:
                     continue
-                try:
-                    raw = self.store.get(listing.cursors.key)
-                except FileNotFoundError:
-                    continue
-                got = decode_cursors(raw, peer, listing.cursors.key)
-                if got is not None:
-                    out[peer] = got
+                info = listing.cursors
+                cached = self._said.get(peer)
+                if cached is None or cached[0] != (info.etag, info.size) or not info.etag:
+                    try:
+                        raw = self.store.get(info.key)
+                    except FileNotFoundError:
+                        continue
+                    cached = ((info.etag, info.size), decode_cursors(raw, peer, info.key))
+                    self._said[peer] = cached
+                if cached[1] is not None:
+                    out[peer] = cached[1]
         return out
 
     def last_written_ms(self, peer: UUID) -> int | None:
@@ -733,7 +738,20 @@ class BucketLog(AsyncClosing):
                 self._objects.pop(key, None)
                 self._drop_bytes(key)
             self._list_origin(self._origin, 0, whole=True)
+            self._sweep(self._listings[self._origin], self._chain(self._origin).first)
             return len(doomed_keys)
+
+    def _sweep(self, listing: _Listing, first: int) -> None:
+        """Remove the start keys before ``first`` and the erasure notices written before
+        it: they describe batches that are gone.  A notice written at or after ``first``
+        stays, so a later notice never takes the name of a removed one."""
+        for start in [f for f in listing.starts if f < first]:
+            self.store.delete(start_key(self._origin, start))
+            listing.starts.discard(start)
+        for index, notice in list(listing.notices.items()):
+            if notice.at < first:
+                self.store.delete(notice_key(self._origin, notice.at, notice.n, index))
+                del listing.notices[index]
 
     def set_aside_from(self, index: int) -> int:
         """Move this origin's entries from ``index`` on out of its log, into objects

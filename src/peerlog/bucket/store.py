@@ -16,6 +16,7 @@ import os
 import threading
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -81,7 +82,11 @@ class BucketStore:
             raise InvalidArgumentError("syncing through a bucket needs the obstore package: "
                                        "pip install 'peerlog[bucket]'") from None
         try:
-            self._store = from_url(url, **_store_options(url, endpoint))
+            # Few, short retries: the sync drivers already retry an unreachable place
+            # with their own backoff, and say that they are offline.
+            self._store = from_url(url, retry_config={"max_retries": 3,
+                                                      "retry_timeout": timedelta(seconds=20)},
+                                   **_store_options(url, endpoint))
         except Exception as exc:  # obstore's configuration errors have no common base
             raise InvalidArgumentError(f"cannot use bucket {url}: {exc}") from None
         self.requests: Counter[str] = Counter()
@@ -92,7 +97,15 @@ class BucketStore:
             self.requests[kind] += n
 
     def _fail(self, what: str, exc: Exception) -> BackendError:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = str(exc)
+        detail = (text.splitlines()[0] if text else type(exc).__name__)[:300]
+        if "NoSuchBucket" in text or (what == "list the bucket" and "404" in text):
+            detail = "the bucket does not exist (check its name, and --endpoint)"
+        elif "403 Forbidden" in text or "401 Unauthorized" in text \
+                or "InvalidAccessKeyId" in text or "SignatureDoesNotMatch" in text:
+            detail = ("access denied: check the credentials (AWS_ACCESS_KEY_ID and "
+                      "AWS_SECRET_ACCESS_KEY, GOOGLE_APPLICATION_CREDENTIALS, AZURE_*) and "
+                      "that they may list, read and write the bucket")
         return BackendError(f"bucket {self.url}: cannot {what}: {detail}")
 
     # -- requests ---------------------------------------------------------------
