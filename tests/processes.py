@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import select
+import signal
 import subprocess
 import sys
 import time
@@ -47,3 +50,29 @@ def start_relay(db: str, port: int, tokens: str | Path, *options: str,
         server.kill()
         raise
     return server
+
+
+def kill_at_random(module: str, where: str | Path, seed: int, rng: random.Random,
+                   window: tuple[float, float] = (0.0, 0.25)) -> list[str]:
+    """Start ``python -m module WHERE 1 SEED`` (a writer that prints ``start`` and then a
+    line per step), SIGKILL it a random time within ``window`` seconds after it started;
+    every line it printed."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", module, str(where), "1", str(seed)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    started = child.stdout.readline()
+    assert started.startswith("start"), child.stderr.read() if child.stderr else started
+    lines = []
+    deadline = time.monotonic() + rng.uniform(*window)
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([child.stdout], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            break
+        lines.append(child.stdout.readline())
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    # Lines already written before the kill were acknowledged too.
+    lines += child.stdout.read().splitlines()
+    assert child.returncode == -signal.SIGKILL
+    return lines

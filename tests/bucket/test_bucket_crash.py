@@ -4,42 +4,16 @@ acknowledged entry."""
 from __future__ import annotations
 
 import random
-import select
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from peerlog import BucketLog
 from tests.helpers import entry, erased, peer
+from tests.processes import kill_at_random
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 10
-
-
-def killed(bucket: str, seed: int, rng: random.Random) -> list[str]:
-    """Start a writer process, SIGKILL it at a random moment; every line it printed."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.bucket.crash_writer", bucket, "1", str(seed)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    started = child.stdout.readline()
-    assert started.startswith("start"), child.stderr.read() if child.stderr else started
-    lines = []
-    deadline = time.monotonic() + rng.uniform(0.05, 1.0)
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([child.stdout], [], [], max(deadline - time.monotonic(), 0))
-        if not ready:
-            break
-        lines.append(child.stdout.readline())
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    lines += child.stdout.read().splitlines()
-    assert child.returncode == -signal.SIGKILL
-    return lines
 
 
 @pytest.mark.slow
@@ -47,7 +21,8 @@ def test_sigkill_mid_upload_leaves_no_half_batch_and_loses_nothing(bucket: str) 
     rng = random.Random(20261127)
     acked, erased_ok, mid_upload, checked = 0, set(), 0, 0
     for kill in range(KILLS):
-        lines = [line.strip() for line in killed(bucket, kill, rng) if line.strip()]
+        lines = [line.strip() for line in kill_at_random(
+            "tests.bucket.crash_writer", bucket, kill, rng, window=(0.05, 1.0)) if line.strip()]
         for line in lines:
             word, _, rest = line.partition(" ")
             if word == "ack":

@@ -225,15 +225,20 @@ def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     return wrapped
 
 
-async def test_an_idle_watch_backs_off_and_a_change_is_still_seen(bucket: str) -> None:
-    watcher = BucketLog(bucket, peer(2), poll_interval=0.05, poll_max=0.4)
+def following(log: BucketLog) -> tuple[list[object], asyncio.Task[None]]:
+    """Every event of a watch of ``log``, as it arrives, and the task collecting them."""
     seen: list[object] = []
 
     async def follow() -> None:
-        async for event in watcher.watch_cursors():
+        async for event in log.watch_cursors():
             seen.append(event)
 
-    task = asyncio.create_task(follow())
+    return seen, asyncio.create_task(follow())
+
+
+async def test_an_idle_watch_backs_off_and_a_change_is_still_seen(bucket: str) -> None:
+    watcher = BucketLog(bucket, peer(2), poll_interval=0.05, poll_max=0.4)
+    seen, task = following(watcher)
     await asyncio.sleep(2.0)
     idle_lists = watcher.store.requests["list"]
     # At a steady 0.05 s it would be about 40 polls of 2 listings each.
@@ -249,13 +254,7 @@ async def test_an_idle_watch_backs_off_and_a_change_is_still_seen(bucket: str) -
 
 async def test_a_local_write_brings_the_poll_back_to_its_quickest(bucket: str) -> None:
     watcher = BucketLog(bucket, peer(2), poll_interval=0.05, poll_max=10.0)
-    seen: list[object] = []
-
-    async def follow() -> None:
-        async for event in watcher.watch_cursors():
-            seen.append(event)
-
-    task = asyncio.create_task(follow())
+    seen, task = following(watcher)
     await asyncio.sleep(1.6)  # idle: the next poll is now about 1.6 s away
     await asyncio.to_thread(watcher.append_many, 0, entries(0, 1))  # this device writes
     async with BucketLog(bucket, peer(1)) as other:

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import random
-import select
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,32 +10,10 @@ import pytest
 from peerlog import FileLog
 from tests.filelog.crash_writer import ERASE_EVERY
 from tests.helpers import entry, erased, peer
+from tests.processes import kill_at_random
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 30
-
-
-def kill_at_random(module: str, shared: Path, seed: int, rng: random.Random) -> list[str]:
-    """Start a writer process, SIGKILL it at a random moment; every line it printed."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", module, str(shared), "1", str(seed)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert child.stdout is not None
-    started = child.stdout.readline()
-    assert started.startswith("start"), child.stderr.read() if child.stderr else started
-    lines = []
-    deadline = time.monotonic() + rng.uniform(0.0, 0.25)
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([child.stdout], [], [], max(deadline - time.monotonic(), 0))
-        if not ready:
-            break
-        lines.append(child.stdout.readline())
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    # Lines already written before the kill were acknowledged too.
-    lines += child.stdout.read().splitlines()
-    assert child.returncode == -signal.SIGKILL
-    return lines
 
 
 def run_until_killed(shared: Path, seed: int, rng: random.Random) -> tuple[int, set[int]]:

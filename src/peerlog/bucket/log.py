@@ -83,13 +83,12 @@ from peerlog.sync.errors import (
     CompactedError,
     CorruptLogError,
     CursorMismatchError,
-    DivergenceError,
     IndexOutOfRangeError,
 )
 from peerlog.sync.faces import AsyncClosing
 from peerlog.sync.hlc import ts_millis, wall_ms
-from peerlog.sync.rules import reconcile
-from peerlog.sync.watch import CursorHub, wait_event
+from peerlog.sync.rules import refuse_rewrite
+from peerlog.sync.watch import FollowedStore, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +134,7 @@ class _Chain:
     version: int = -1
 
 
-class BucketLog(AsyncClosing):
+class BucketLog(FollowedStore, AsyncClosing):
     """Every origin's log in the bucket at ``url``, writing as ``origin``.
 
     ``endpoint`` names an S3-compatible server (else ``$AWS_ENDPOINT_URL``, else AWS);
@@ -169,16 +168,11 @@ class BucketLog(AsyncClosing):
         self._chains: dict[UUID, _Chain] = {}
         self._next: int | None = None
         self._acknowledged: PeerCursors | None = None
-        self._closed = False
         self._poke: asyncio.Event | None = None
-        self._stop: asyncio.Event | None = None
-        self._follower: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._known = PeerCursors()
         self._reported: set[tuple[str, str]] = set()
         self._said: dict[UUID, tuple[tuple[str, int], DeviceCursors | None]] = {}
-        self._hub = CursorHub(self.cursors, on_first=self._start_following,
-                              on_last=self._stop_following)
+        self._follow_name = f"peerlog-bucket-watch:{self.store.url}"
+        FollowedStore.__init__(self)
 
     place = "the bucket"
     """What the drivers call it in messages."""
@@ -619,20 +613,10 @@ class BucketLog(AsyncClosing):
         self._keep_bytes(key, data)
 
     def _refuse_rewrite(self, start: int, entries: Sequence[DecodedEntry], end: int) -> None:
-        """Indexes already written: by another process of this device (the same entries:
-        `CursorMismatchError`, go on from the new end) or by another device (different
-        entries: `DivergenceError`)."""
-        chain = self._chain(self._origin)
-        held = self._read(chain, start, min(start + len(entries), end))
-        for (index, theirs), ours in zip(held, entries, strict=False):
-            try:
-                reconcile(self._origin, index, theirs, ours)
-            except DivergenceError:
-                raise DivergenceError(
-                    self._origin, index, f"{self.store.url} already holds a different entry "
-                    "there: another device is writing the same origin (a cloned identity or "
-                    "a restored backup)") from None
-        raise CursorMismatchError(end, start, peer=self._origin)
+        """Indexes already written: by another process of this device or by another
+        device (`peerlog.sync.rules.refuse_rewrite` says which)."""
+        held = self._read(self._chain(self._origin), start, min(start + len(entries), end))
+        refuse_rewrite(self._origin, start, end, held, entries, self.store.url)
 
     def expunge(self, index: int) -> None:
         """Erase one of this origin's entries: its batch object is rewritten with the
@@ -804,25 +788,12 @@ class BucketLog(AsyncClosing):
 
     def watch_cursors(self) -> CursorStream:
         """A `Snapshot`, then `Advanced` whenever an origin's extent grows: polls every
-        ``poll_interval`` seconds, doubling to ``poll_max`` while nothing changes."""
-        self._check_open()
-        return self._hub.watch()
+        ``poll_interval`` seconds, doubling to ``poll_max`` while nothing changes, and
+        back to ``poll_interval`` after a write of this process."""
+        return FollowedStore.watch_cursors(self)
 
-    def _start_following(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self._poke = asyncio.Event()
-        self._follower = self._loop.create_task(self._follow(self._stop, self._poke),
-                                                name=f"peerlog-bucket-watch:{self.root}")
-
-    def _stop_following(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-        if self._follower is not None:
-            self._follower.cancel()
-            self._follower = None
-
-    async def _follow(self, stop: asyncio.Event, poke: asyncio.Event) -> None:
+    async def _follow(self, stop: asyncio.Event) -> None:
+        poke = self._poke = asyncio.Event()
         self._known = await self.cursors()
         interval = self._poll_interval
         while not stop.is_set():
@@ -836,22 +807,14 @@ class BucketLog(AsyncClosing):
                 log.warning("cannot list %s: %s", self.root, exc)
                 interval = min(interval * 2, self._poll_max)
                 continue
-            moved = {p: i for p, i in current.items() if i > self._known.get(p, 0)}
-            self._known = self._known.merged(current)
+            moved = self._moved_since_known(current)
             if moved:
                 self._hub.publish(moved)
                 interval = self._poll_interval
             else:
                 interval = min(interval * 2, self._poll_max)
 
-    def _announce(self, moved: dict[UUID, int]) -> None:
-        """Tell watchers on their event loop (writes usually run in a worker thread)."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        loop.call_soon_threadsafe(self._local_write, moved)
-
-    def _local_write(self, moved: dict[UUID, int]) -> None:
+    def _wrote_here(self, moved: dict[UUID, int]) -> None:
         self._hub.publish(moved)
         if self._poke is not None:
             self._poke.set()
@@ -896,14 +859,6 @@ class BucketLog(AsyncClosing):
         return f"{self.root.rstrip('/')}/{key}"
 
     # -- lifecycle ------------------------------------------------------------------
-
-    async def close(self) -> None:
-        """End every watch. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._hub.close()
-        self._stop_following()
 
     def __repr__(self) -> str:
         return f"<BucketLog {self.root!r} origin={self._origin}>"

@@ -43,7 +43,7 @@ from peerlog.sync.entry import DecodedEntry, Entry
 from peerlog.sync.errors import BackendError, ClosedError
 from peerlog.sync.faces import AsyncClosing
 from peerlog.sync.hlc import ts_millis, wall_ms
-from peerlog.sync.watch import CursorHub, wait_event
+from peerlog.sync.watch import FollowedStore, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _names(folder: Path) -> list[str]:
         return []
 
 
-class SharedFolder(AsyncClosing):
+class SharedFolder(FollowedStore, AsyncClosing):
     """Every origin's log in a shared folder ``root``, read-only: it needs no origin.
 
     What `peerlog doctor` and `status` use, and the base of `FileLog`.  Reads
@@ -96,13 +96,8 @@ class SharedFolder(AsyncClosing):
         self._reader = ChainReader(self._root)
         self.snapshots = SnapshotShelf(self._root)
         """The folder's state snapshots."""
-        self._closed = False
-        self._follower: asyncio.Task[None] | None = None
-        self._stop: asyncio.Event | None = None
-        self._known = PeerCursors()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._hub = CursorHub(self.cursors, on_first=self._start_following,
-                              on_last=self._stop_following)
+        self._follow_name = f"peerlog-filelog-watch:{self._root}"
+        FollowedStore.__init__(self)
 
     @property
     def root(self) -> Path:
@@ -225,21 +220,7 @@ class SharedFolder(AsyncClosing):
         Follows file-system events through ``watchfiles`` (so a sync tool copying
         a segment in wakes it), falling back to polling where events fail.
         """
-        self._check_open()
-        return self._hub.watch()
-
-    def _start_following(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self._follower = asyncio.get_running_loop().create_task(
-            self._follow(self._stop), name=f"peerlog-filelog-watch:{self._root}")
-
-    def _stop_following(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-        if self._follower is not None:
-            self._follower.cancel()
-            self._follower = None
+        return FollowedStore.watch_cursors(self)
 
     async def _follow(self, stop: asyncio.Event) -> None:
         self._known = await self.cursors()
@@ -267,24 +248,7 @@ class SharedFolder(AsyncClosing):
         except (BackendError, ClosedError) as exc:
             log.warning("cannot rescan %s: %s", self._root, exc)
             return
-        moved = {p: i for p, i in current.items() if i > self._known.get(p, 0)}
-        self._known = self._known.merged(current)
-        self._hub.publish(moved)
-
-    def _announce(self, moved: dict[UUID, int]) -> None:
-        """Tell watchers, on their event loop: appends usually run in a worker thread
-        (``asyncio.to_thread``), and the hub's events belong to the loop."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return  # nobody has watched yet: the first watch takes a snapshot
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._hub.publish(moved)
-        else:
-            loop.call_soon_threadsafe(self._hub.publish, moved)
+        self._hub.publish(self._moved_since_known(current))
 
     # -- diagnosis ------------------------------------------------------------
 
@@ -341,14 +305,6 @@ class SharedFolder(AsyncClosing):
         return ts_millis(last[0][1].ts)
 
     # -- lifecycle ------------------------------------------------------------
-
-    async def close(self) -> None:
-        """End every watch. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._hub.close()
-        self._stop_following()
 
     def __repr__(self) -> str:
         return f"<SharedFolder {str(self._root)!r}>"

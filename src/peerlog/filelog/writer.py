@@ -53,10 +53,9 @@ from peerlog.sync.errors import (
     BackendError,
     CorruptLogError,
     CursorMismatchError,
-    DivergenceError,
     IndexOutOfRangeError,
 )
-from peerlog.sync.rules import reconcile
+from peerlog.sync.rules import refuse_rewrite
 
 log = logging.getLogger(__name__)
 
@@ -185,20 +184,11 @@ class OwnLogWriter:
                 self._write(start, entries, cuts)
 
     def _refuse_rewrite(self, start: int, entries: Sequence[DecodedEntry]) -> None:
-        """Indexes already written: by another process of this device (the same entries:
-        `CursorMismatchError`, retry from the new end) or by another device (different
-        entries: `DivergenceError`)."""
+        """Indexes already written: by another process of this device or by another
+        device (`peerlog.sync.rules.refuse_rewrite` says which)."""
         chain = self._reader.chain(self._origin)
         held = self._reader.read(chain, start, min(len(entries), self._next - start))
-        for (index, theirs), ours in zip(held, entries, strict=False):
-            try:
-                reconcile(self._origin, index, theirs, ours)
-            except DivergenceError:
-                raise DivergenceError(
-                    self._origin, index, f"{self._folder} already holds a different entry "
-                    "there: another device is writing the same origin (a cloned identity or "
-                    "a restored backup)") from None
-        raise CursorMismatchError(self._next, start, peer=self._origin)
+        refuse_rewrite(self._origin, start, self._next, held, entries, str(self._folder))
 
     def _write(self, start: int, entries: Sequence[DecodedEntry],
                cuts: list[tuple[int, int]]) -> None:

@@ -7,10 +7,12 @@ exactly alike; a backend only supplies what it holds and stores what this says.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Sequence
+from typing import NoReturn
 from uuid import UUID
 
 from peerlog.sync.entry import DecodedEntry, Entry, Expunged
-from peerlog.sync.errors import DivergenceError
+from peerlog.sync.errors import CursorMismatchError, DivergenceError
 
 
 class SlotAction(enum.Enum):
@@ -48,3 +50,21 @@ def reconcile(peer: UUID, index: int, held: DecodedEntry, offered: DecodedEntry)
     if offered.digest == held.digest:
         return SlotAction.KEEP
     raise DivergenceError(peer, index, "the slot was erased and the offer's digest differs")
+
+
+def refuse_rewrite(origin: UUID, start: int, end: int,
+                   held: Iterable[tuple[int, DecodedEntry]], offered: Sequence[DecodedEntry],
+                   where: str) -> NoReturn:
+    """A single-writer log asked to write ``offered`` from ``start``, below its ``end``,
+    where it already ``held`` entries: another process of the same device wrote them first
+    (the same entries: `CursorMismatchError` naming ``end``, so the writer goes on from
+    there) or another device did (different ones: `DivergenceError`)."""
+    for (index, theirs), ours in zip(held, offered, strict=False):
+        try:
+            reconcile(origin, index, theirs, ours)
+        except DivergenceError:
+            raise DivergenceError(
+                origin, index, f"{where} already holds a different entry there: another "
+                "device is writing the same origin (a cloned identity or a restored "
+                "backup)") from None
+    raise CursorMismatchError(end, start, peer=origin)

@@ -140,3 +140,83 @@ async def watching(store: HasCursors) -> AsyncIterator[CursorStream]:
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+class FollowedStore:
+    """What a store whose watch is fed by a background task shares (a shared folder's
+    file events, a bucket's polls): the task runs only while someone watches, writes
+    made in worker threads are announced on the watchers' event loop, and `close` ends
+    both.  Subclasses implement ``cursors`` and ``_follow(stop)``, and set ``_closed``
+    and ``_check_open`` as stores do."""
+
+    _follow_name = "peerlog-watch"
+
+    def __init__(self) -> None:
+        self._closed = False
+        self._follower: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._known = PeerCursors()
+        self._hub = CursorHub(self.cursors, on_first=self._start_following,
+                              on_last=self._stop_following)
+
+    async def cursors(self) -> PeerCursors:
+        raise NotImplementedError
+
+    async def _follow(self, stop: asyncio.Event) -> None:
+        """Publish movements to ``self._hub`` until ``stop`` is set."""
+        raise NotImplementedError
+
+    def _check_open(self) -> None:
+        raise NotImplementedError
+
+    def watch_cursors(self) -> CursorStream:
+        """A `Snapshot` first, then `Advanced` deltas; ends when closed."""
+        self._check_open()
+        return self._hub.watch()
+
+    def _start_following(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._follower = self._loop.create_task(self._follow(self._stop),
+                                                name=self._follow_name)
+
+    def _stop_following(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        if self._follower is not None:
+            self._follower.cancel()
+            self._follower = None
+
+    def _moved_since_known(self, current: PeerCursors) -> dict[UUID, int]:
+        """The origins ``current`` shows ahead of what was last seen, remembering it."""
+        moved = {p: i for p, i in current.items() if i > self._known.get(p, 0)}
+        self._known = self._known.merged(current)
+        return moved
+
+    def _announce(self, moved: dict[UUID, int]) -> None:
+        """Tell watchers, on their event loop: writes usually run in a worker thread
+        (``asyncio.to_thread``), and the hub's events belong to the loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # nobody has watched yet: the first watch takes a snapshot
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wrote_here(moved)
+        else:
+            loop.call_soon_threadsafe(self._wrote_here, moved)
+
+    def _wrote_here(self, moved: dict[UUID, int]) -> None:
+        """On the watchers' loop: this process wrote ``moved``."""
+        self._hub.publish(moved)
+
+    async def close(self) -> None:
+        """End every watch. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._hub.close()
+        self._stop_following()
