@@ -126,7 +126,7 @@ async def test_an_app_opens_a_device_on_a_bucket_and_it_is_remembered(
 
 
 async def test_an_encrypted_group_syncs_through_a_bucket_it_cannot_read(
-        tmp_path: Path, bucket: str) -> None:
+        tmp_path: Path, bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
     async with peerlog.open(tmp_path / "a", bucket=bucket, encrypted=True, live=False) as a:
         await a.put("secrets", "wifi", "correct horse battery staple")
         code = await a.invite()
@@ -144,6 +144,10 @@ async def test_an_encrypted_group_syncs_through_a_bucket_it_cannot_read(
         status = outsider.status
     assert not status.online
     assert "encrypted group" in (status.error or "")
+    # A member's doctor verifies every device's signatures in the bucket too.
+    code = await asyncio.to_thread(main, ["--home", str(tmp_path / "a"), "doctor", "--bucket",
+                                          bucket, "--json"])
+    assert code == 0, capsys.readouterr()
 
 
 def test_the_command_line_syncs_and_diagnoses_a_bucket(
@@ -160,6 +164,9 @@ def test_the_command_line_syncs_and_diagnoses_a_bucket(
     out = capsys.readouterr().out
     assert "k0" in out
     assert "k1" in out
+    assert main(["--home", homes[1], "status", "--bucket", bucket, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["origins"]
+    assert [(r["held"], r["in_folder"], r["lag"]) for r in rows] == [(1, 1, 0), (1, 1, 0)]
     BucketStore(bucket).put("stray.bin", b"not peerlog's")
     assert main(["doctor", "--bucket", bucket, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

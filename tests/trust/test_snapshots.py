@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 import peerlog
+from peerlog.filelog import SharedFolder
 from peerlog.state.snapshot import FLAG_SEALED, HEADER
 from peerlog.sync.errors import SnapshotError
-from peerlog.trust import Keyring
+from peerlog.trust import Keyring, Trust, verify_folder
 from peerlog.trust.snapshots import open_snapshot, seal_snapshot
 from tests.drivers.test_never_wedges import RELAY_DBS, relay
 from tests.helpers import files_holding
@@ -44,6 +45,20 @@ async def test_a_compacted_folder_holds_a_sealed_snapshot_a_newcomer_boots_from(
         report = await device.sync_now()
         assert report.ok, report
         assert await device.get("notes", "k7") == {"text": "snap-marker-7"}
+
+
+async def test_verifying_a_compacted_folder_starts_where_each_log_starts(
+        tmp_path: Path, folder: Path) -> None:
+    [writer] = await group_of(tmp_path, 1)
+    async with peerlog.open(writer, folder=folder, live=False) as device:
+        await device.put_many("notes", {f"k{i}": i for i in range(50)})
+        await device.sync_now()
+        assert (await device.compact()).segments_removed >= 1
+    trust = Trust.load(writer)
+    assert trust is not None
+    async with SharedFolder(folder) as shared:
+        assert shared.first_indexes()  # the log now starts above 0
+        assert await verify_folder(trust, shared) == {}
 
 
 async def test_a_snapshot_is_opened_only_when_a_member_signed_it(tmp_path: Path) -> None:

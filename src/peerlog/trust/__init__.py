@@ -240,14 +240,15 @@ async def encrypt_group(home: Path, store: Any, folder: Path) -> tuple[Keyring, 
 
 
 async def verify_folder(trust: Trust, folder: Any) -> dict[UUID, Distrust]:
-    """Read and verify every origin of a shared folder (a `SharedFolder`) through this
+    """Read and verify every origin of a shared folder (a `SharedFolder`) or bucket through this
     device's keys: what would be withheld from each, and why (for `doctor` and
     `status`).  Conflict copies are judged by signature too (the folder's own
     ``doctor()`` then lists unsigned ones as forged)."""
     sealed = SealedLog(folder, trust.opener, trust.ring.origin)
     await sealed.erased()
+    firsts = await asyncio.to_thread(folder.first_indexes)  # a compacted log starts later
     for peer in await asyncio.to_thread(folder.list_peers):
-        index = 0
+        index = firsts.of(peer)
         while got := await sealed.read_since(peer, index):
             index = got[-1][0] + 1
     return {p: d for p, d in sealed.withheld().items() if isinstance(d, Distrust)}
