@@ -146,8 +146,8 @@ async def test_an_encrypted_group_syncs_through_a_bucket_it_cannot_read(
     assert "encrypted group" in (status.error or "")
     # A member's doctor verifies every device's signatures in the bucket too.
     doctor = ["--home", str(tmp_path / "a"), "doctor", "--bucket", bucket, "--json"]
-    code = await asyncio.to_thread(lambda: main(doctor))
-    assert code == 0, capsys.readouterr()
+    exit_code = await asyncio.to_thread(lambda: main(doctor))
+    assert exit_code == 0, capsys.readouterr()
 
 
 def test_the_command_line_syncs_and_diagnoses_a_bucket(
