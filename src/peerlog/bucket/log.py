@@ -260,14 +260,13 @@ class BucketLog(FollowedStore, AsyncClosing):
 
     def _forget_containing(self, peer: UUID, index: int) -> None:
         """Drop the cached batch holding ``index`` (an erasure rewrote it)."""
-        chain = self._chains.get(peer)
-        if chain is None:
-            return
-        for obj in chain.objects:
-            if obj.scan is not None and obj.first <= index < obj.scan.next_index:
-                self._objects.pop(obj.key, None)
-                self._drop_bytes(obj.key)
-        chain.version = -1
+        prefix = f"{peer}/"
+        for key, obj in list(self._objects.items()):
+            if key.startswith(prefix) and obj.first <= index \
+                    and (obj.scan is None or index < obj.scan.next_index):
+                del self._objects[key]
+                self._drop_bytes(key)
+        self._chains.pop(peer, None)
 
     def _drop_bytes(self, key: str) -> None:
         data = self._bytes.pop(key, None)
@@ -360,13 +359,10 @@ class BucketLog(FollowedStore, AsyncClosing):
             obj = self._scanned(peer, first)
             if obj is None:
                 return False
-            if obj.problem is not None and obj.scan is None:
-                self._add(chain, Problem(peer, key, obj.problem[0], obj.problem[1], expected))
-                break
-            assert obj.scan is not None
             if obj.problem is not None:
                 self._add(chain, Problem(peer, key, obj.problem[0], obj.problem[1], expected))
                 break
+            assert obj.scan is not None
             chain.objects.append(obj)
             expected = obj.scan.next_index
             if obj.scan.stop is not None:
