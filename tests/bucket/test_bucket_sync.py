@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -207,3 +209,16 @@ async def test_a_local_path_works_as_a_bucket(tmp_path: Path) -> None:
         with pytest.raises(peerlog.DivergenceError):
             BucketLog(url, a.origin).append_many(1, [peerlog.Entry(6, b"another clone's")])
         await clone.close()
+
+
+def test_the_demo_converges_as_an_encrypted_group_through_a_bucket(
+        tmp_path: Path, bucket: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "peerlog.cli", "demo", "--devices", "3",
+                           "--changes", "300", "--dir", str(tmp_path), "--encrypted",
+                           "--bucket", bucket],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "converged" in done.stdout
+    assert "objects of the bucket" in done.stdout
+    assert "not found" in done.stdout
+    assert not (tmp_path / "shared").exists()

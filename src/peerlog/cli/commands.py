@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -752,6 +753,8 @@ async def cmd_import(args: argparse.Namespace) -> int:
 async def cmd_demo(args: argparse.Namespace) -> int:
     from peerlog.cli.demo import run_demo
 
+    if args.endpoint:
+        os.environ["AWS_ENDPOINT_URL"] = args.endpoint  # the device processes inherit it
     return await run_demo(devices=args.devices, changes=args.changes,
                           workdir=Path(args.dir) if args.dir else None,
-                          encrypted=args.encrypted)
+                          encrypted=args.encrypted, bucket=args.bucket)

@@ -1,4 +1,5 @@
-"""`peerlog demo`: several devices, as separate OS processes, converge through one folder."""
+"""`peerlog demo`: several devices, as separate OS processes, converge through one folder
+(or one bucket)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ class DeviceView:
 
 
 def render(views: list[DeviceView], devices: int, changes: int, elapsed: float,
-           records: int = 0) -> Table:
+           records: int = 0, through: str = "shared folder") -> Table:
     total = devices * changes + records
     out = Table(title=f"peerlog demo: {devices} devices x {changes} changes through one "
-                      f"shared folder ({elapsed:.1f} s)", title_justify="left")
+                      f"{through} ({elapsed:.1f} s)", title_justify="left")
     for column in ("device", "peer id", "phase", "made offline", "entries held", "state hash"):
         out.add_column(column)
     hashes = {v.hash for v in views if v.hash}
@@ -83,34 +84,45 @@ def plaintext_files(folder: Path, needles: list[bytes]) -> tuple[int, list[str]]
     return len(files), [str(p) for p in files if any(n in p.read_bytes() for n in needles)]
 
 
+def plaintext_objects(url: str, needles: list[bytes]) -> tuple[int, list[str]]:
+    """How many objects the bucket at ``url`` holds, and those holding any of ``needles``."""
+    from peerlog.bucket import BucketStore
+
+    store = BucketStore(url)
+    keys = [o.key for o in store.list_keys("")]
+    return len(keys), [k for k in keys if any(n in store.get(k) for n in needles)]
+
+
 async def run_demo(devices: int, changes: int, workdir: Path | None,
-                   encrypted: bool = False) -> int:
+                   encrypted: bool = False, bucket: str | None = None) -> int:
     if devices < 2 or changes < 1:
         console.print("the demo needs at least 2 devices and 1 change each")
         return 2
     with tempfile.TemporaryDirectory(prefix="peerlog-demo-") as tmp:
         root = workdir or Path(tmp)
         folder = root / "shared"
-        folder.mkdir(parents=True, exist_ok=True)
+        if bucket is None:
+            folder.mkdir(parents=True, exist_ok=True)
+        place, through = (str(folder), "shared folder") if bucket is None else (bucket, "bucket")
         views = [DeviceView(n + 1) for n in range(devices)]
         homes = [root / f"device-{n + 1}" for n in range(devices)]
         records = await form_group(homes) if encrypted else 0
         started = time.monotonic()
         procs = [await asyncio.create_subprocess_exec(
             sys.executable, "-m", "peerlog.cli.demo_device", str(homes[n]),
-            str(folder), str(devices), str(changes), str(n + 1), str(records),
+            place, str(devices), str(changes), str(n + 1), str(records),
             stdout=asyncio.subprocess.PIPE) for n in range(devices)]
         followers = [asyncio.create_task(_follow(v, p.stdout))  # type: ignore[arg-type]
                      for v, p in zip(views, procs, strict=True)]
-        with Live(render(views, devices, changes, 0, records), console=rich_console(),
-                  refresh_per_second=8) as live:
+        with Live(render(views, devices, changes, 0, records, through),
+                  console=rich_console(), refresh_per_second=8) as live:
             while not all(f.done() for f in followers):
                 await asyncio.sleep(0.125)
                 live.update(render(views, devices, changes, time.monotonic() - started,
-                                   records))
+                                   records, through))
             codes = [await p.wait() for p in procs]
             elapsed = time.monotonic() - started
-            live.update(render(views, devices, changes, elapsed, records))
+            live.update(render(views, devices, changes, elapsed, records, through))
         console.print()
         hashes = {v.hash for v in views}
         converged = len(hashes) == 1 and "" not in hashes and all(c == 0 for c in codes)
@@ -122,13 +134,17 @@ async def run_demo(devices: int, changes: int, workdir: Path | None,
             console.print(f"[red]not converged[/red]: exit codes {codes}, "
                           f"{len(hashes)} distinct state hashes")
         if encrypted and converged:
-            count, found = plaintext_files(folder, [b"change 0 of device 1", b"todos"])
+            needles = [b"change 0 of device 1", b"todos"]
+            count, found = plaintext_files(folder, needles) if bucket is None \
+                else plaintext_objects(bucket, needles)
             if found:
-                console.print(f"[red]plaintext in the shared folder[/red]: {found}")
+                console.print(f"[red]plaintext in the {through}[/red]: {found}")
                 return 1
-            console.print(f"encrypted group: searched the {count} files of the shared folder "
-                          "for the changes' text and table names: not found")
+            what = "files of the shared folder" if bucket is None else "objects of the bucket"
+            console.print(f"encrypted group: searched the {count} {what} for the changes' "
+                          "text and table names: not found")
         if workdir:
+            option = f"--folder {folder}" if bucket is None else f"--bucket {bucket}"
             console.print(f"files kept in {root}; try `peerlog --home {root}/device-1 "
-                          f"status --folder {folder}`")
+                          f"status {option}`")
         return 0 if converged else 1

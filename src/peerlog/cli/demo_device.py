@@ -1,8 +1,9 @@
 """One demo device, run as its own OS process by `peerlog demo`.
 
-    python -m peerlog.cli.demo_device HOME FOLDER DEVICES CHANGES SEED [RECORDS]
+    python -m peerlog.cli.demo_device HOME PLACE DEVICES CHANGES SEED [RECORDS]
 
-Makes CHANGES random changes while "offline", then syncs with FOLDER until it
+Makes CHANGES random changes while "offline", then syncs with PLACE (a shared folder,
+or a bucket URL such as ``s3://bucket/prefix``) until it
 holds every device's changes (DEVICES x CHANGES entries, plus RECORDS trust
 records when the home is in an encrypted group).  It reports on stdout, one
 JSON object per line, so the parent can show progress.
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from peerlog.bucket import BucketLog
 from peerlog.drivers import FileLogIngester, FileLogPublisher
 from peerlog.filelog import FileLog
 from peerlog.home import through_trust
@@ -36,7 +38,7 @@ async def held(store: StateStore) -> int:
     return sum((await store.oplog.cursors()).values())
 
 
-async def main(home: Path, folder: Path, devices: int, changes: int, seed: int,
+async def main(home: Path, place: str, devices: int, changes: int, seed: int,
                records: int = 0) -> None:
     rng = random.Random(seed)
     async with StateStore(home / "device.sqlite") as store:
@@ -59,8 +61,14 @@ async def main(home: Path, folder: Path, devices: int, changes: int, seed: int,
                     await store.delete(table, key)
             report(event="offline", made=min(done + BATCH, changes), held=await held(store))
         # Online: publish and take in until everyone's changes are here.
-        log = FileLog(folder, store.origin, poll_interval=0.05)
-        shared = through_trust(home, store, log, folder=folder)  # sealed, if encrypted
+        log: FileLog | BucketLog
+        shared: FileLog | BucketLog
+        if "://" in place:
+            log = BucketLog(place, store.origin, poll_interval=0.05)
+            shared = through_trust(home, store, log)  # sealed, if encrypted
+        else:
+            log = FileLog(Path(place), store.origin, poll_interval=0.05)
+            shared = through_trust(home, store, log, folder=Path(place))
         publisher = FileLogPublisher(store.oplog, shared)
         ingester = FileLogIngester(shared, store.oplog)
         total = devices * changes + records
@@ -80,5 +88,5 @@ async def main(home: Path, folder: Path, devices: int, changes: int, seed: int,
 
 if __name__ == "__main__":
     Path(sys.argv[1]).mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
+    asyncio.run(main(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
                      int(sys.argv[5]), int(sys.argv[6]) if len(sys.argv) > 6 else 0))

@@ -229,8 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "put every value of an export (JSON lines; '-' reads stdin)")
     p.add_argument("file", metavar="FILE")
     p = command("demo", commands.cmd_demo,
-                "several devices, as separate processes, converging through one folder")
+                "several devices, as separate processes, converging through one folder "
+                "(or bucket)")
     p.add_argument("--devices", type=int, default=4)
+    p.add_argument("--bucket", metavar="URL",
+                   help="converge through this bucket instead of a temporary folder (use "
+                        "an empty prefix: the demo leaves its objects there)")
+    p.add_argument("--endpoint", metavar="URL", help="with --bucket s3://: the S3-compatible "
+                                                     "server")
     p.add_argument("--changes", type=int, default=2_000, help="changes per device")
     p.add_argument("--dir", metavar="DIR", help="keep the demo's files here")
     p.add_argument("--encrypted", action="store_true",
