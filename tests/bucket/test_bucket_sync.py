@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,10 @@ import peerlog
 from peerlog import BucketLog, BucketStore, FolderSync, StateStore
 from peerlog.cli.main import main
 from peerlog.home import load_sync
+from peerlog.sync.backoff import Backoff
 from peerlog.sync.errors import CompactedError
-from tests.helpers import wait_until
+from tests.helpers import free_port, wait_until
+from tests.s3 import S3Server
 
 
 async def round_of(store: StateStore, bucket: str) -> peerlog.SyncReport:
@@ -222,3 +226,43 @@ def test_the_demo_converges_as_an_encrypted_group_through_a_bucket(
     assert "objects of the bucket" in done.stdout
     assert "not found" in done.stdout
     assert not (tmp_path / "shared").exists()
+
+
+async def test_sync_waits_out_an_unreachable_endpoint_and_resumes(
+        tmp_path: Path, server: S3Server, caplog: pytest.LogCaptureFixture) -> None:
+    from moto.server import ThreadedMotoServer
+
+    caplog.set_level(logging.WARNING, logger="peerlog.drivers.rounds")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    url = server.fresh_bucket()  # moto keeps one store per process: the new server sees it
+    async with StateStore(tmp_path / "a.db") as a, \
+            BucketLog(url, a.origin, endpoint=endpoint, poll_interval=0.05) as log:
+        await a.put("t", "k", "written while the endpoint is down")
+        rounds: list[peerlog.SyncReport] = []
+        live = asyncio.create_task(FolderSync(a.oplog, log).run(
+            rounds.append, backoff=Backoff(first=0.05, cap=0.3)))
+        await wait_until(_logged(caplog, "offline: cannot reach the bucket"))
+        assert not rounds
+        assert not live.done()
+        came_back = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        came_back.start()
+        try:
+            await wait_until(_logged(caplog, "back online: the bucket"), within=20)
+            await wait_until(lambda: _has_batch(url, endpoint, a.origin), within=10)
+            assert not live.done()
+        finally:
+            live.cancel()
+            await asyncio.gather(live, return_exceptions=True)
+            came_back.stop()
+
+
+def _logged(caplog: pytest.LogCaptureFixture, text: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return any(text in r.getMessage() for r in caplog.records)
+    return check
+
+
+async def _has_batch(url: str, endpoint: str, origin: object) -> bool:
+    keys = [o.key for o in BucketStore(url, endpoint=endpoint).list_keys(f"{origin}/")]
+    return any(k.endswith(".plog") for k in keys)
