@@ -92,6 +92,22 @@ async def test_an_erasure_rewrites_the_batch_and_reaches_a_reader_already_past_i
     await reader.close()
 
 
+async def test_two_processes_of_one_device_erasing_keep_each_others_erasures(
+        server: S3Server, bucket: str) -> None:
+    app, daemon = BucketLog(bucket, peer(1)), BucketLog(bucket, peer(1))
+    app.append_many(0, entries(0, 4))
+    assert len(await daemon.read_since(peer(1), 0)) == 4  # the daemon holds the batch
+    assert daemon.next_index == 4
+    app.expunge(1)
+    daemon.append_many(4, entries(4, 1))  # its next batch sorts after the app's notice
+    daemon.expunge(2)  # and its copy of the first batch predates the app's erasure
+    async with BucketLog(bucket, peer(2)) as reader:
+        assert [i for i, _ in reader.erased_slots(peer(1))] == [1, 2]
+    assert entry(1).payload not in raw(server, bucket, batch_key(peer(1), 0))
+    await app.close()
+    await daemon.close()
+
+
 async def test_an_erasure_interrupted_before_its_notice_is_finished_by_the_next(
         bucket: str) -> None:
     writer = BucketLog(bucket, peer(1))

@@ -602,7 +602,8 @@ class BucketLog(FollowedStore, AsyncClosing):
         """Remember a batch this log wrote, so it is not read back."""
         listing = self._listings.setdefault(self._origin, _Listing())
         listing.batches[first] = ObjectInfo(key, len(data), "")
-        listing.after = max(listing.after or "", key.split("/", 1)[1])
+        # ``after`` stays: the next listing sees this key again, and whatever another
+        # process of this device wrote before it (an erasure notice).
         listing.version += 1
         self._peers.add(self._origin)
         self._objects[key] = self._examine(self._origin, key, first, data)
@@ -626,45 +627,58 @@ class BucketLog(FollowedStore, AsyncClosing):
                     f"cannot expunge index {index} of {self._origin}: the bucket holds "
                     f"{chain.first}..{end - 1}")
             firsts = [o.first for o in chain.objects]
-            obj = chain.objects[bisect.bisect_right(firsts, index) - 1]
-            got = self._load(self._origin, obj.first)
-            if got is None:
-                raise IndexOutOfRangeError(f"the batch holding index {index} was compacted")
-            obj, data = got
-            assert obj.scan is not None
+            first = firsts[bisect.bisect_right(firsts, index) - 1]
+            key = batch_key(self._origin, first)
+            try:
+                # Read afresh, never from the cache: another process of this device may
+                # have erased another slot of this batch, which a rewrite must keep.
+                data = self.store.get(key)
+            except FileNotFoundError:
+                raise IndexOutOfRangeError(
+                    f"the batch holding index {index} of {self._origin} was compacted "
+                    "meanwhile") from None
+            obj = self._examine(self._origin, key, first, data)
+            if obj.scan is None or obj.problem is not None or obj.scan.stop is not None \
+                    or obj.scan.next_index <= index:
+                raise CorruptLogError(f"cannot erase index {index}: {key} changed or is "
+                                      "damaged; run `peerlog doctor --bucket`")
             entries = [e for r in obj.scan.records for _, e in
                        decode_record(data, r.offset, r.first_index, r.count, 0, r.count)]
             held = entries[index - obj.first]
             if type(held) is Entry:
                 entries[index - obj.first] = Expunged(held.digest)
-                rewritten = b"".join([data[:HEADER_SIZE]] + [
+                data = b"".join([data[:HEADER_SIZE]] + [
                     encode_record(r.first_index, entries[r.first_index - obj.first:
                                                          r.first_index - obj.first + r.count])
                     for r in obj.scan.records])
-                self.store.put(obj.key, rewritten)
-                self._objects[obj.key] = self._examine(self._origin, obj.key, obj.first,
-                                                       rewritten)
-                self._keep_bytes(obj.key, rewritten)
-                self._chains.pop(self._origin, None)
+                self.store.put(key, data)
+                obj = self._examine(self._origin, key, obj.first, data)
+            self._objects[key] = obj
+            self._keep_bytes(key, data)
+            self._chains.pop(self._origin, None)
             self._notify_erasure(index, end)
 
     def _notify_erasure(self, index: int, end: int) -> None:
+        """Write the erasure notice at this origin's current end ``end``.  Another process
+        of this device may append meanwhile, putting a batch at ``end`` that readers
+        could list before the notice (which sorts before it) and so never see it: the
+        end is checked again afterwards, and the notice repeated at the new end."""
         listing = self._listings[self._origin]
-        if index in listing.notices:
-            return
-        for _attempt in range(3):
+        for _attempt in range(5):
             key = notice_key(self._origin, end, listing.notice_count, index)
             try:
                 self.store.put_new(key, b"")
-            except AlreadyExists:  # another process of this device erased meanwhile
+            except AlreadyExists:  # another process of this device wrote a notice there
                 self._list_origin(self._origin, 0)
-                if index in listing.notices:
-                    return
                 continue
-            listing.notices[index] = ErasureNotice(end, listing.notice_count, index)
             listing.notice_count += 1
-            listing.after = max(listing.after or "", key.split("/", 1)[1])
-            return
+            now = self._own_end(0)
+            if now == end:
+                return
+            end = now
+        log.warning("erasure notice for index %d of %s: the log kept growing while it was "
+                    "written; readers past it learn of the erasure when they next read it",
+                    index, self._origin)
 
     def acknowledge(self, cursors: PeerCursors) -> None:
         """Say in the bucket what this device holds (``cursors.json``), if it changed."""
