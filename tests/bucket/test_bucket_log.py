@@ -282,3 +282,13 @@ async def test_a_local_write_brings_the_poll_back_to_its_quickest(bucket: str) -
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await watcher.close()
+
+
+async def test_erasing_an_erased_slot_again_writes_nothing(bucket: str) -> None:
+    async with BucketLog(bucket, peer(1)) as log:
+        log.append_many(0, entries(0, 2))
+        log.expunge(0)
+        before = log.store.requests["put"]
+        log.expunge(0)
+        assert log.store.requests["put"] == before
+    assert sum("-erased-" in k for k in keys(bucket)) == 1

@@ -664,6 +664,8 @@ class BucketLog(FollowedStore, AsyncClosing):
         could list before the notice (which sorts before it) and so never see it: the
         end is checked again afterwards, and the notice repeated at the new end."""
         listing = self._listings[self._origin]
+        if index in listing.notices:
+            return  # erased and announced before (expunging is idempotent)
         for _attempt in range(5):
             key = notice_key(self._origin, end, listing.notice_count, index)
             try:
