@@ -292,3 +292,35 @@ async def test_erasing_an_erased_slot_again_writes_nothing(bucket: str) -> None:
         log.expunge(0)
         assert log.store.requests["put"] == before
     assert sum("-erased-" in k for k in keys(bucket)) == 1
+
+
+async def test_a_batch_under_another_index_is_refused_as_misnamed(
+        server: S3Server, bucket: str) -> None:
+    async with BucketLog(bucket, peer(1)) as log:
+        log.append_many(0, entries(0, 2))
+    plant(server, bucket, batch_key(peer(1), 2), raw(server, bucket, batch_key(peer(1), 0)))
+    async with BucketLog(bucket, peer(2)) as reader:
+        assert len(await reader.read_since(peer(1), 0)) == 2
+        assert reader.withheld()[peer(1)].kind == "misnamed"
+
+
+async def test_a_missing_batch_is_a_gap_and_nothing_after_it_is_served(bucket: str) -> None:
+    async with BucketLog(bucket, peer(1)) as log:
+        for start in (0, 2, 4):
+            log.append_many(start, entries(start, 2))
+    BucketStore(bucket).delete(batch_key(peer(1), 2))
+    async with BucketLog(bucket, peer(2)) as reader:
+        assert await reader.read_since(peer(1), 0) == list(enumerate(entries(0, 2)))
+        held = reader.withheld()[peer(1)]
+        assert (held.kind, held.from_index) == ("gap", 2)
+
+
+async def test_a_damaged_snapshot_is_never_offered_and_doctor_names_it(
+        server: S3Server, bucket: str) -> None:
+    plant(server, bucket, "snapshots/" + "ab" * 32 + ".psnap", b"not a snapshot")
+    async with BucketLog(bucket, peer(1)) as log:
+        log.append_many(0, entries(0, 1))
+        assert log.snapshots.valid() == []
+        [ignored] = log.doctor().ignored
+    assert ignored.path.endswith(".psnap")
+    assert "not a usable snapshot" in ignored.reason
