@@ -266,3 +266,15 @@ def _logged(caplog: pytest.LogCaptureFixture, text: str) -> Callable[[], Awaitab
 async def _has_batch(url: str, endpoint: str, origin: object) -> bool:
     keys = [o.key for o in BucketStore(url, endpoint=endpoint).list_keys(f"{origin}/")]
     return any(k.endswith(".plog") for k in keys)
+
+
+def test_without_the_bucket_extra_the_error_names_it_in_one_line(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['obstore'] = None\n"
+            "from peerlog.cli.main import main\n"
+            f"sys.exit(main(['--home', {str(tmp_path / 'a')!r}, 'init']) or "
+            f"main(['--home', {str(tmp_path / 'a')!r}, 'sync', '--bucket', 's3://b/p']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "pip install 'peerlog[bucket]'" in done.stderr

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from peerlog.extras import require
 from peerlog.sync.errors import BackendError, InvalidArgumentError
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,8 @@ class BucketStore:
                 f"{url!r} is not a bucket URL: use s3://bucket/prefix, gs://, az://, "
                 "file:///path or memory:///")
         self.url = url
-        try:
-            from obstore.store import from_url  # Rust-backed: loaded only for buckets
-        except ImportError:
-            raise InvalidArgumentError("syncing through a bucket needs the obstore package: "
-                                       "pip install 'peerlog[bucket]'") from None
+        # Rust-backed, loaded only for buckets; `MissingExtraError` names the extra.
+        from_url = require("obstore.store", "bucket").from_url
         try:
             # Few, short retries: the sync drivers already retry an unreachable place
             # with their own backoff, and say that they are offline.
