@@ -1,5 +1,6 @@
-"""Devices converge through a bucket: the folder drivers over the bucket log, the
-application API, the command line, snapshots and encrypted groups."""
+"""Devices converge through a bucket: live rounds, snapshots, the application API, the
+command line, the demo and encrypted groups.  (The driver tests of tests/drivers that take
+``place`` run through a bucket too.)"""
 
 from __future__ import annotations
 
@@ -36,18 +37,6 @@ def bucket_bytes(bucket: str) -> bytes:
     return b"".join(store.get(o.key) for o in store.list_keys(""))
 
 
-async def test_two_devices_converge_through_the_bucket(tmp_path: Path, bucket: str) -> None:
-    async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "b.db") as b:
-        await a.put("todo", "1", {"title": "milk"})
-        await b.put("todo", "2", {"title": "eggs"})
-        await b.delete("todo", "1")
-        for _ in range(2):
-            await round_of(a, bucket)
-            await round_of(b, bucket)
-        assert await a.items("todo") == await b.items("todo") == [("2", {"title": "eggs"})]
-        assert await a.state_hash() == await b.state_hash()
-
-
 async def test_live_devices_writing_at_once_converge(tmp_path: Path, bucket: str) -> None:
     stores = [StateStore(tmp_path / f"{n}.db") for n in range(3)]
     logs = [BucketLog(bucket, s.origin, poll_interval=0.05, poll_max=0.2) for s in stores]
@@ -78,22 +67,6 @@ async def test_live_devices_writing_at_once_converge(tmp_path: Path, bucket: str
     assert len(await stores[0].items("t")) == 90
     for store in stores:
         await store.close()
-
-
-async def test_an_erasure_reaches_every_device_and_leaves_the_bucket(
-        tmp_path: Path, bucket: str) -> None:
-    async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "b.db") as b:
-        index = await a.put("people", "alice", {"email": "alice@example.org"})
-        await round_of(a, bucket)
-        await round_of(b, bucket)
-        assert await b.get("people", "alice") == {"email": "alice@example.org"}
-        await a.oplog.expunge(a.origin, index)
-        await round_of(a, bucket)
-        await round_of(b, bucket)
-        assert b"alice@example.org" not in bucket_bytes(bucket)
-        with pytest.raises(KeyError):
-            await b.get("people", "alice")
-        assert await a.state_hash() == await b.state_hash()
 
 
 async def test_a_new_device_starts_from_a_snapshot_in_the_bucket(

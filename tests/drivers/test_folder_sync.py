@@ -1,4 +1,5 @@
-"""Publisher and ingester: devices converge through a shared folder."""
+"""Publisher and ingester: devices converge through a shared folder, and (the tests that
+take ``place``) through a bucket too."""
 
 from __future__ import annotations
 
@@ -21,8 +22,12 @@ from peerlog import (
     SqliteOplog,
     StateStore,
 )
+from peerlog.sync.faces import SharedFileLog
+from tests.drivers.places import BucketPlace, FolderPlace
 from tests.helpers import peer, wait_until
 from tests.processes import ROOT
+
+Place = FolderPlace | BucketPlace
 
 
 def backup(source: Path, target: Path) -> None:
@@ -33,7 +38,7 @@ def backup(source: Path, target: Path) -> None:
     dst.close()
 
 
-async def sync(store: StateStore, log: FileLog) -> None:
+async def sync(store: StateStore, log: SharedFileLog) -> None:
     await FileLogPublisher(store.oplog, log).run_once()
     await FileLogIngester(log, store.oplog).run_once()
 
@@ -51,29 +56,29 @@ async def test_publisher_writes_the_own_origin_only(tmp_path: Path, shared: Path
         await log.close()
 
 
-async def test_publisher_resumes_from_the_file_log_extent(tmp_path: Path, shared: Path) -> None:
+async def test_publisher_resumes_from_the_file_log_extent(tmp_path: Path, place: Place) -> None:
     async with SqliteOplog(tmp_path / "a.db", origin=peer(1)) as oplog:
         await oplog.append_many([b"%d" % i for i in range(10)])
-        log = FileLog(shared, peer(1))
+        log = place.log(peer(1))
         log.append_many(0, [e for _, e in await oplog.read_since(peer(1), 0, 4)])
         assert await FileLogPublisher(oplog, log).run_once() == 6
         await log.close()
 
 
 async def test_a_device_restored_from_backup_takes_its_entries_back(
-        tmp_path: Path, shared: Path) -> None:
+        tmp_path: Path, place: Place) -> None:
     async with SqliteOplog(tmp_path / "a.db", origin=peer(1)) as oplog:
         await oplog.append_many([b"one", b"two"])
         backup(tmp_path / "a.db", tmp_path / "backup.db")
         await oplog.append_many([b"three"])
-        log = FileLog(shared, peer(1))
+        log = place.log(peer(1))
         await FileLogPublisher(oplog, log).run_once()
         await log.close()
     for suffix in ("", "-wal", "-shm"):
         (tmp_path / f"a.db{suffix}").unlink(missing_ok=True)
     backup(tmp_path / "backup.db", tmp_path / "a.db")  # the restore
     async with SqliteOplog(tmp_path / "a.db") as restored:
-        log = FileLog(shared, peer(1))
+        log = place.log(peer(1))
         assert await FileLogPublisher(restored, log).run_once() == 0
         assert (await restored.cursors()).of(peer(1)) == 3
         index, _ = await restored.append(b"four")
@@ -83,25 +88,25 @@ async def test_a_device_restored_from_backup_takes_its_entries_back(
 
 
 async def test_a_restored_device_that_wrote_again_refuses_to_fork(
-        tmp_path: Path, shared: Path) -> None:
+        tmp_path: Path, place: Place) -> None:
     async with SqliteOplog(tmp_path / "a.db", origin=peer(1)) as oplog:
         await oplog.append_many([b"one", b"two", b"three"])
-        log = FileLog(shared, peer(1))
+        log = place.log(peer(1))
         await FileLogPublisher(oplog, log).run_once()
         await log.close()
     async with SqliteOplog(tmp_path / "b.db", origin=peer(1)) as clone:
         await clone.append_many([b"one'", b"two'"])  # the same indexes, other entries
-        log = FileLog(shared, peer(1))
-        before = sorted(p.stat().st_size for p in (shared / str(peer(1))).iterdir())
+        log = place.log(peer(1))
+        before = place.stored_bytes()
         with pytest.raises(DivergenceError, match="refusing to publish"):
             await FileLogPublisher(clone, log).run_once()
-        assert sorted(p.stat().st_size for p in (shared / str(peer(1))).iterdir()) == before
+        assert place.stored_bytes() == before
         await log.close()
 
 
-async def test_two_devices_converge_through_the_folder(tmp_path: Path, shared: Path) -> None:
+async def test_two_devices_converge_through_the_folder(tmp_path: Path, place: Place) -> None:
     async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "b.db") as b:
-        log_a, log_b = FileLog(shared, a.origin), FileLog(shared, b.origin)
+        log_a, log_b = place.log(a.origin), place.log(b.origin)
         await a.put("todo", "1", {"title": "milk"})
         await b.put("todo", "2", {"title": "eggs"})
         await b.delete("todo", "1")
@@ -127,9 +132,9 @@ async def test_ingester_skips_its_own_origin(tmp_path: Path, shared: Path) -> No
         await log.close()
 
 
-async def test_live_drivers_converge_and_cancel_cleanly(tmp_path: Path, shared: Path) -> None:
+async def test_live_drivers_converge_and_cancel_cleanly(tmp_path: Path, place: Place) -> None:
     async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "b.db") as b:
-        logs = [FileLog(shared, s.origin, poll_interval=0.05) for s in (a, b)]
+        logs = [place.log(s.origin, poll_interval=0.05) for s in (a, b)]
         tasks = [asyncio.create_task(driver.run()) for s, log in zip((a, b), logs, strict=True)
                  for driver in (FileLogPublisher(s.oplog, log), FileLogIngester(log, s.oplog))]
         try:
@@ -151,9 +156,9 @@ async def test_live_drivers_converge_and_cancel_cleanly(tmp_path: Path, shared: 
 
 
 async def test_an_erasure_reaches_every_device_through_the_folder(
-        tmp_path: Path, shared: Path) -> None:
+        tmp_path: Path, place: Place) -> None:
     async with StateStore(tmp_path / "a.db") as a, StateStore(tmp_path / "b.db") as b:
-        log_a, log_b = FileLog(shared, a.origin), FileLog(shared, b.origin)
+        log_a, log_b = place.log(a.origin), place.log(b.origin)
         index = await a.put("people", "alice", {"email": "alice@example.org"})
         for store, log in ((a, log_a), (b, log_b)):
             await sync(store, log)
@@ -161,8 +166,7 @@ async def test_an_erasure_reaches_every_device_through_the_folder(
         await a.oplog.expunge(a.origin, index)  # "delete my data"
         for store, log in ((a, log_a), (b, log_b)):
             await sync(store, log)
-        segment = next((shared / str(a.origin)).glob("*.plog")).read_bytes()
-        assert b"alice@example.org" not in segment, "erased from the shared folder"
+        assert b"alice@example.org" not in place.stored_bytes(), "erased from the place"
         [(_, slot)] = await b.oplog.read_since(a.origin, index, 1)
         assert type(slot) is Expunged
         with pytest.raises(KeyError):

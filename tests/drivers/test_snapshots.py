@@ -15,22 +15,25 @@ import pytest
 from peerlog import CompactedError, FileLog, FolderSync, StateStore
 from peerlog.filelog.names import CURSORS_FILE, SNAPSHOTS_FOLDER
 from peerlog.sync.hlc import wall_ms
+from tests.drivers.places import BucketPlace, FolderPlace
 from tests.helpers import files_holding, folder_size
 
 DAY_MS = 86_400_000
+Place = FolderPlace | BucketPlace
 
 
 class Device:
     """A device home (its database) syncing with one shared folder."""
 
-    def __init__(self, home: Path, shared: Path) -> None:
+    def __init__(self, home: Path, shared: Path | Place) -> None:
         self.home, self.shared = home, shared
 
     @asynccontextmanager
     async def open(self, *, every: int = 10**9, bootstrap_min: int = 10
                    ) -> AsyncIterator[tuple[StateStore, FolderSync]]:
         store = StateStore(self.home / "device.sqlite")
-        log = FileLog(self.shared, store.origin)
+        log = FileLog(self.shared, store.origin) if isinstance(self.shared, Path) \
+            else self.shared.log(store.origin)
         sync = FolderSync(store.oplog, log, state=store)
         assert sync.snapshots is not None
         sync.snapshots.every, sync.snapshots.bootstrap_min = every, bootstrap_min
@@ -55,6 +58,16 @@ def devices(tmp_path: Path, shared: Path) -> list[Device]:
     return out
 
 
+@pytest.fixture
+def devices_anywhere(tmp_path: Path, place: Place) -> list[Device]:
+    """As ``devices``, meeting in a folder and then (a second run) in a bucket."""
+    out = []
+    for name in "abcde":
+        (tmp_path / name).mkdir()
+        out.append(Device(tmp_path / name, place))
+    return out
+
+
 async def started_from_snapshot(sync: FolderSync, store: StateStore, expected: str) -> None:
     """A round of ``sync`` loads a snapshot, syncs cleanly and ends in ``expected``."""
     report = await sync.run_once()
@@ -75,8 +88,8 @@ def _segments(shared: Path, store: StateStore) -> list[str]:
 
 
 async def test_a_new_device_starts_from_a_snapshot_and_replays_only_the_tail(
-        devices: list[Device]) -> None:
-    a, b, _, _, new = devices
+        devices_anywhere: list[Device]) -> None:
+    a, b, _, _, new = devices_anywhere
     async with a.open() as (store, sync):
         for n in range(40):
             await store.put("t", str(n % 10), n)
@@ -94,8 +107,9 @@ async def test_a_new_device_starts_from_a_snapshot_and_replays_only_the_tail(
     await b.round()
 
 
-async def test_a_device_that_lacks_little_replays_instead(devices: list[Device]) -> None:
-    a, new = devices[0], devices[4]
+async def test_a_device_that_lacks_little_replays_instead(
+        devices_anywhere: list[Device]) -> None:
+    a, new = devices_anywhere[0], devices_anywhere[4]
     async with a.open() as (store, sync):
         await store.put("t", "k", 1)
         await sync.run_once()
@@ -263,15 +277,13 @@ async def test_a_running_device_that_meets_a_compacted_gap_loads_a_snapshot_in_t
 
 
 async def test_a_compacted_device_seeds_a_new_folder_with_its_log_and_a_snapshot(
-        devices: list[Device], tmp_path: Path) -> None:
+        devices: list[Device], place: Place) -> None:
     a, new = devices[0], devices[4]
     async with a.open() as (store, sync):
         await put_thirty_and_compact(store, sync)  # its database keeps no entry below 30
         await store.put("t", "later", "yes")
         expected = await store.state_hash()
-        second = tmp_path / "second-folder"
-        second.mkdir()
-        log = FileLog(second, store.origin)
+        log = place.log(store.origin)  # a new folder, or a bucket
         report = await FolderSync(store.oplog, log, state=store).run_once()
         assert report.ok, report.to_json()
         assert report.published == 1
@@ -279,6 +291,6 @@ async def test_a_compacted_device_seeds_a_new_folder_with_its_log_and_a_snapshot
         await log.close()
     new_home = new.home
     async with StateStore(new_home / "device.sqlite") as other:
-        log = FileLog(second, other.origin)
+        log = place.log(other.origin)
         await started_from_snapshot(FolderSync(other.oplog, log, state=other), other, expected)
         await log.close()
