@@ -19,7 +19,6 @@ from peerlog import BucketLog, BucketStore, FolderSync, StateStore
 from peerlog.cli.main import main
 from peerlog.home import load_sync
 from peerlog.sync.backoff import Backoff
-from peerlog.sync.errors import CompactedError
 from tests.helpers import free_port, wait_until
 from tests.s3 import S3Server
 
@@ -67,30 +66,6 @@ async def test_live_devices_writing_at_once_converge(tmp_path: Path, bucket: str
     assert len(await stores[0].items("t")) == 90
     for store in stores:
         await store.close()
-
-
-async def test_a_new_device_starts_from_a_snapshot_in_the_bucket(
-        tmp_path: Path, bucket: str) -> None:
-    async with StateStore(tmp_path / "a.db") as a, BucketLog(bucket, a.origin) as log:
-        sync = FolderSync(a.oplog, log, state=a)
-        for n in range(40):
-            await a.put("t", str(n % 10), n)
-        done = await sync.compact()
-        assert done.snapshot is not None
-        assert done.segments_removed >= 1
-        await a.put("t", "after", "snapshot")
-        await sync.run_once()
-        expected = await a.state_hash()
-    async with StateStore(tmp_path / "new.db") as new, BucketLog(bucket, new.origin) as log:
-        sync = FolderSync(new.oplog, log, state=new)
-        assert sync.snapshots is not None
-        sync.snapshots.bootstrap_min = 10
-        report = await sync.run_once()
-        assert report.bootstrapped is not None
-        assert report.ingested == 1
-        assert await new.state_hash() == expected
-        with pytest.raises(CompactedError):
-            await new.oplog.read_since(next(iter(report.bootstrapped.moved)), 0)
 
 
 async def test_an_app_opens_a_device_on_a_bucket_and_it_is_remembered(

@@ -49,23 +49,21 @@ class Device:
             assert report.ok, report.to_json()
 
 
-@pytest.fixture
-def devices(tmp_path: Path, shared: Path) -> list[Device]:
-    out = []
+def five_devices(tmp_path: Path, where: Path | Place) -> list[Device]:
     for name in "abcde":
         (tmp_path / name).mkdir()
-        out.append(Device(tmp_path / name, shared))
-    return out
+    return [Device(tmp_path / name, where) for name in "abcde"]
+
+
+@pytest.fixture
+def devices(tmp_path: Path, shared: Path) -> list[Device]:
+    return five_devices(tmp_path, shared)
 
 
 @pytest.fixture
 def devices_anywhere(tmp_path: Path, place: Place) -> list[Device]:
     """As ``devices``, meeting in a folder and then (a second run) in a bucket."""
-    out = []
-    for name in "abcde":
-        (tmp_path / name).mkdir()
-        out.append(Device(tmp_path / name, place))
-    return out
+    return five_devices(tmp_path, place)
 
 
 async def started_from_snapshot(sync: FolderSync, store: StateStore, expected: str) -> None:
