@@ -49,6 +49,7 @@ from peerlog.home import (
     load_sync,
     open_device,
     read_token,
+    save_bucket,
     save_sync,
     shared_folder,
     through_trust,
@@ -208,8 +209,7 @@ class Device:
             from peerlog.bucket import BucketLog
 
             self._log = BucketLog(self._bucket, store.origin, endpoint=self._endpoint)
-            save_sync(self.home, bucket=self._bucket,
-                      **({"endpoint": self._endpoint} if self._endpoint else {}))
+            save_bucket(self.home, self._bucket, self._endpoint)
             return FolderSync(store.oplog, through_trust(self.home, store, self._log),
                               state=store)
         if self._server is not None:

@@ -67,7 +67,8 @@ def open_device(home: Path, *, create: bool = False, origin: UUID | None = None)
 
 def load_sync(home: Path) -> dict[str, str]:
     """What `save_sync` remembered in ``home/sync.json`` (empty when nothing was):
-    ``{"folder": path}`` or ``{"server": url, "token": token}``, mode 0600."""
+    ``{"folder": path}``, ``{"server": url, "token": token}`` or ``{"bucket": url}`` (with
+    ``"endpoint"``), mode 0600."""
     path = home / SYNC_FILE
     try:
         doc = json.loads(path.read_text())
@@ -89,6 +90,12 @@ def save_sync(home: Path, **where: str) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(where, f)
     tmp.replace(path)
+
+
+def save_bucket(home: Path, url: str, endpoint: str | None) -> None:
+    """Remember that this device syncs with the bucket ``url`` (and its S3-compatible
+    ``endpoint``, when one was given)."""
+    save_sync(home, bucket=url, **({"endpoint": endpoint} if endpoint else {}))
 
 
 def read_token(option: str | None, server: str, saved: dict[str, str]) -> str:

@@ -161,16 +161,6 @@ async def test_a_damaged_batch_withholds_from_there_and_loses_nothing_before(
             own.append_many(4, [entry(4)])
 
 
-async def test_a_batch_of_another_origin_is_refused_as_foreign(
-        server: S3Server, bucket: str) -> None:
-    async with BucketLog(bucket, peer(1)) as log:
-        log.append_many(0, entries(0, 2))
-    plant(server, bucket, batch_key(peer(3), 0), raw(server, bucket, batch_key(peer(1), 0)))
-    async with BucketLog(bucket, peer(2)) as reader:
-        assert await reader.read_since(peer(3), 0) == []
-        assert reader.withheld()[peer(3)].kind == "foreign-origin"
-
-
 async def test_compaction_starts_the_log_later_and_removes_the_batches_below(
         bucket: str) -> None:
     async with BucketLog(bucket, peer(1)) as log, BucketLog(bucket, peer(2)) as reader:
@@ -294,14 +284,19 @@ async def test_erasing_an_erased_slot_again_writes_nothing(bucket: str) -> None:
     assert sum("-erased-" in k for k in keys(bucket)) == 1
 
 
-async def test_a_batch_under_another_index_is_refused_as_misnamed(
-        server: S3Server, bucket: str) -> None:
+@pytest.mark.parametrize(("origin", "first", "kind"), [
+    (3, 0, "foreign-origin"),  # another device's prefix
+    (1, 2, "misnamed"),  # the same prefix, under another first index
+])
+async def test_a_copy_of_a_batch_under_another_key_is_refused(
+        server: S3Server, bucket: str, origin: int, first: int, kind: str) -> None:
     async with BucketLog(bucket, peer(1)) as log:
         log.append_many(0, entries(0, 2))
-    plant(server, bucket, batch_key(peer(1), 2), raw(server, bucket, batch_key(peer(1), 0)))
+    plant(server, bucket, batch_key(peer(origin), first),
+          raw(server, bucket, batch_key(peer(1), 0)))
     async with BucketLog(bucket, peer(2)) as reader:
-        assert len(await reader.read_since(peer(1), 0)) == 2
-        assert reader.withheld()[peer(1)].kind == "misnamed"
+        assert len(await reader.read_since(peer(origin), 0)) == (2 if origin == 1 else 0)
+        assert reader.withheld()[peer(origin)].kind == kind
 
 
 async def test_a_missing_batch_is_a_gap_and_nothing_after_it_is_served(bucket: str) -> None:

@@ -703,13 +703,13 @@ class BucketLog(FollowedStore, AsyncClosing):
             if end != chain.first or chain.objects:
                 raise CursorMismatchError(0, end, peer=self._origin)
             self._put_start(index)
+            self._list_origin(self._origin, 0, whole=True)
+            self._next = self._chain(self._origin).extent
         self._announce({self._origin: index})
 
     def _put_start(self, index: int) -> None:
         with contextlib.suppress(AlreadyExists):
             self.store.put_new(start_key(self._origin, index), b"")
-        self._list_origin(self._origin, 0, whole=True)
-        self._next = self._chain(self._origin).extent
 
     def compact_below(self, upto: int) -> int:
         """Remove this origin's batches holding only entries below ``upto``: first a
@@ -857,10 +857,10 @@ class BucketLog(FollowedStore, AsyncClosing):
                 origins.append(OriginReport(
                     peer, chain.extent, len(chain.objects), problems,
                     ahead if ahead > defaults.MAX_SKEW_MS else 0, chain.first))
+            snapshots, bad_snapshots = self.snapshots.verdicts()  # one listing
             ignored.extend(Ignored(self._url_of(f"{SNAPSHOTS_FOLDER}/{bad.name}"),
                                    f"not a usable snapshot: {bad.reason}")
-                           for bad in self.snapshots.bad())
-            snapshots = self.snapshots.valid()
+                           for bad in bad_snapshots)
             return FolderDiagnosis(
                 self.root, tuple(origins), tuple(ignored),
                 tuple(SnapshotReport(s.name, s.producer, s.covers, s.size) for s in snapshots),

@@ -65,14 +65,21 @@ class BucketShelf:
             self._cache[name] = (f"{info.etag}:{info.size}", verdict)
         return verdict
 
+    def verdicts(self) -> tuple[list[SnapshotMeta], list[BadSnapshot]]:
+        """``(valid, bad)`` from one listing: every valid snapshot, the one covering most
+        entries first, and every object on the shelf that is not one."""
+        found = list(map(self._check, self._listed()))
+        valid = [v for v in found if isinstance(v, SnapshotMeta)]
+        return (sorted(valid, key=lambda s: (-s.covers, s.name)),
+                [v for v in found if isinstance(v, BadSnapshot)])
+
     def valid(self) -> list[SnapshotMeta]:
         """Every valid snapshot, the one covering most entries first."""
-        found = [v for v in map(self._check, self._listed()) if isinstance(v, SnapshotMeta)]
-        return sorted(found, key=lambda s: (-s.covers, s.name))
+        return self.verdicts()[0]
 
     def bad(self) -> list[BadSnapshot]:
         """Every object on the shelf that is not a valid snapshot."""
-        return [v for v in map(self._check, self._listed()) if isinstance(v, BadSnapshot)]
+        return self.verdicts()[1]
 
     def read(self, name: str) -> bytes:
         """The bytes of a snapshot (`StateStore.load_snapshot` verifies them whole)."""

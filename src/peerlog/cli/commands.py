@@ -21,6 +21,7 @@ from peerlog.home import (
     load_sync,
     open_device,
     read_token,
+    save_bucket,
     save_sync,
     shared_folder,
     through_trust,
@@ -305,10 +306,6 @@ def _bucket_log(url: str, endpoint: str | None, origin: UUID) -> BucketLog:
         raise CliError(str(exc), code=2) from None
 
 
-def _remember_bucket(home: Path, url: str, endpoint: str | None) -> None:
-    save_sync(home, bucket=url, **({"endpoint": endpoint} if endpoint else {}))
-
-
 async def cmd_sync(args: argparse.Namespace) -> int:
     """Sync with ``--folder``, ``--server`` or ``--bucket``, or with what this device
     synced with last."""
@@ -339,7 +336,7 @@ async def _sync_shared(args: argparse.Namespace, home: Path, *, folder: Path | N
         else:
             assert bucket is not None
             log, where = _bucket_log(bucket, endpoint, store.origin), bucket
-            _remember_bucket(home, bucket, endpoint)
+            save_bucket(home, bucket, endpoint)
         try:
             show = not args.json and await _lag(store, log) >= BIG_SYNC
             progress, advance = _progress(show)
